@@ -1,0 +1,188 @@
+"""Per-item cost of pynamodb-stash against plain PynamoDB, measured in one run.
+
+    python bench/bench_item.py [--items N] [--endpoint URL]
+
+The reference item (DESIGN.md): 10 attributes, 5 encrypted, 2 of them with equality. Prints:
+
+- CPU per item for ``serialize()`` + ``from_raw_data()`` (what save/get spend outside the network),
+  plain and encrypted, and their ratio (target <= 1.5x);
+- the stored item size by DynamoDB's rules (names + values), and the ratio (target <= 1.6x);
+- with ``--endpoint`` (DynamoDB Local, say): wall time per ``save()`` + ``get()``, and the ratio
+  (target <= 1.05x).
+
+Nothing here is asserted; the figures are printed for the README and the release notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Tuple
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.models import Model
+
+from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring
+
+KEYRING = Keyring.generate()
+BIO = (
+    "Keen cyclist and amateur astronomer. Works on payments infrastructure; previously at a regional "
+    "bank. Prefers email contact after 6pm. Allergic to penicillin. Two children, one dog named Pixel."
+)
+
+
+def reference_item(i: int) -> Dict[str, Any]:
+    return {
+        "pk": f"user#{i:08d}",
+        "email": f"person{i}@example.com",
+        "ssn": f"{i % 1000:03d}-{i % 100:02d}-{i % 10000:04d}",
+        "name": "Alexandra Quinn-Whitaker",
+        "address": "1428 Elm Street, Apartment 12B, Springfield, OR 97477",
+        "bio": BIO,
+        "role": "member",
+        "status": "active",
+        "balance": 1234.56,
+        "created_at": datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc),
+    }
+
+
+def models(host: str | None, suffix: str) -> Tuple[type, type]:
+    class Meta:
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+
+    class PlainUser(Model):
+        class Meta:
+            table_name = f"bench-plain-{suffix}"
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = UnicodeAttribute()
+        ssn = UnicodeAttribute()
+        name = UnicodeAttribute()
+        address = UnicodeAttribute()
+        bio = UnicodeAttribute()
+        role = UnicodeAttribute()
+        status = UnicodeAttribute()
+        balance = NumberAttribute()
+        created_at = UTCDateTimeAttribute()
+
+    class StashUser(EncryptedModel):
+        class Meta:
+            table_name = f"bench-stash-{suffix}"
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = EncryptedAttribute(str, equality=True)
+        ssn = EncryptedAttribute(str, equality=True)
+        name = EncryptedAttribute(str)
+        address = EncryptedAttribute(str)
+        bio = EncryptedAttribute(str)
+        role = UnicodeAttribute()
+        status = UnicodeAttribute()
+        balance = NumberAttribute()
+        created_at = UTCDateTimeAttribute()
+
+    for model in (PlainUser, StashUser):
+        for option in ("region", "billing_mode"):
+            setattr(model.Meta, option, getattr(Meta, option))
+        model.Meta.host = host  # type: ignore[attr-defined]
+    StashUser.Meta.keyring = KEYRING  # type: ignore[attr-defined]
+    return PlainUser, StashUser
+
+
+def cpu_per_item(model: type, items: List[Dict[str, Any]], rounds: int) -> float:
+    """Best-of-``rounds`` process CPU seconds per serialize + from_raw_data round trip."""
+    instances = [model(**item) for item in items]
+    best = float("inf")
+    for _ in range(rounds):
+        gc.collect()
+        start = time.process_time()
+        for instance in instances:
+            model.from_raw_data(instance.serialize())
+        best = min(best, (time.process_time() - start) / len(instances))
+    return best
+
+
+def item_size(raw: Dict[str, Dict[str, Any]]) -> int:
+    """DynamoDB's item size: UTF-8 name lengths plus value sizes (numbers: ~1 byte per 2 digits + 1)."""
+    size = 0
+    for name, value in raw.items():
+        size += len(name.encode())
+        (kind, data), = value.items()
+        if kind == "S":
+            size += len(data.encode())
+        elif kind == "B":
+            size += len(data)
+        elif kind == "N":
+            size += (len(data.lstrip("-").replace(".", "")) + 1) // 2 + 1
+        else:
+            raise ValueError(kind)
+    return size
+
+
+def latency(model: type, items: List[Dict[str, Any]]) -> List[float]:
+    samples = []
+    for item in items:
+        start = time.perf_counter()
+        model(**item).save()
+        model.get(item["pk"])
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--endpoint", help="DynamoDB endpoint for the latency figure (e.g. DynamoDB Local)")
+    args = parser.parse_args()
+
+    plain, stash = models(args.endpoint, uuid.uuid4().hex[:8])
+    items = [reference_item(i) for i in range(args.items)]
+    for model in (plain, stash):  # warm caches (derived keys, imports) outside the measurement
+        cpu_per_item(model, items[:200], 1)
+
+    plain_cpu = cpu_per_item(plain, items, args.rounds)
+    stash_cpu = cpu_per_item(stash, items, args.rounds)
+    plain_size = item_size(plain(**items[0]).serialize())
+    stash_size = item_size(stash(**items[0]).serialize())
+
+    rows: List[Tuple[str, str, str, str]] = [
+        ("serialize + from_raw_data, CPU/item", f"{plain_cpu * 1e6:.1f} us", f"{stash_cpu * 1e6:.1f} us",
+         f"{stash_cpu / plain_cpu:.2f}x"),
+        ("stored item size", f"{plain_size} B", f"{stash_size} B", f"{stash_size / plain_size:.2f}x"),
+    ]
+    if args.endpoint:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+        for model in (plain, stash):
+            model.create_table(wait=True)
+        try:
+            sample = items[: min(len(items), 500)]
+            latency(plain, sample[:50])
+            latency(stash, sample[:50])
+            plain_lat: List[float] = []
+            stash_lat: List[float] = []
+            for start in range(0, len(sample), 50):  # interleave, so drift hits both alike
+                plain_lat += latency(plain, sample[start : start + 50])
+                stash_lat += latency(stash, sample[start : start + 50])
+            p, s = statistics.median(plain_lat), statistics.median(stash_lat)
+            rows.append(("save + get on the endpoint, median", f"{p * 1e3:.2f} ms", f"{s * 1e3:.2f} ms",
+                         f"{s / p:.2f}x"))
+        finally:
+            for model in (plain, stash):
+                model.delete_table()
+
+    print(f"reference item: 10 attributes, 5 encrypted (2 with equality); {args.items} items, "
+          f"best of {args.rounds} rounds")
+    widths = [max(len(row[i]) for row in rows + [("figure", "plain", "stash", "ratio")]) for i in range(4)]
+    for row in [("figure", "plain", "stash", "ratio"), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+
+
+if __name__ == "__main__":
+    main()

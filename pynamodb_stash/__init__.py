@@ -1,0 +1,37 @@
+"""Client-side, field-level encryption for PynamoDB models.
+
+Declare sensitive attributes as :class:`EncryptedAttribute` on an :class:`EncryptedModel`; values are
+encrypted before they leave the process, stored as ``x__source`` (ciphertext) and, with
+``equality=True``, ``x__hmac`` (a keyed HMAC that keys, indexes and conditions can use with plaintext).
+"""
+
+from ._attributes import EncryptedAttribute, HmacAttribute, HmacDigest
+from ._crypto import Key
+from ._keyring import Keyring, configure
+from ._model import EncryptedModel
+from .exceptions import (
+    ConfigurationError,
+    DecryptionError,
+    EncryptionError,
+    KeyNotFoundError,
+    StashError,
+    UnsupportedQueryError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "DecryptionError",
+    "EncryptedAttribute",
+    "EncryptedModel",
+    "EncryptionError",
+    "HmacAttribute",
+    "HmacDigest",
+    "Key",
+    "KeyNotFoundError",
+    "Keyring",
+    "StashError",
+    "UnsupportedQueryError",
+    "configure",
+]

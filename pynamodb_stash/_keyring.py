@@ -1,0 +1,220 @@
+"""Keyrings: which keys encrypt, which decrypt, which hash; and where a model finds its keyring."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import threading
+from typing import Any, Mapping, NoReturn
+
+from ._crypto import FieldCipher, FieldHasher, Key, check_key_id
+from .exceptions import ConfigurationError, KeyNotFoundError
+
+ENV_VAR = "PYNAMODB_STASH_KEYRING"
+_ENV_PREFIX = "stash-keyring:v1:"
+
+
+class Keyring:
+    """One primary encryption key, any number of decrypt-only keys, and the index (HMAC) key.
+
+    New values are encrypted under the primary key; a stored value names the key id it was written
+    under, and any key of the keyring with that id can decrypt it. The index key is separate, so
+    rotating encryption keys never changes an HMAC.
+
+    Derived per-(key, table, attribute) ciphers and HMAC keys are computed once and cached here.
+
+    :raises ConfigurationError: if two keys share an id, or the index key's id is also an encryption key's.
+    """
+
+    def __init__(self, primary: Key, *, index_key: Key, decrypt_only: tuple[Key, ...] = ()) -> None:
+        keys = {primary.id: primary}
+        for key in decrypt_only:
+            if key.id in keys:
+                raise ConfigurationError(f"key id {key.id!r} appears twice in the keyring")
+            keys[key.id] = key
+        if index_key.id in keys:
+            raise ConfigurationError(f"the index key's id {index_key.id!r} is also an encryption key's id")
+        self._primary = primary
+        self._keys = keys
+        self._index_key = index_key
+        self._ciphers: dict[tuple[str, str, str], FieldCipher] = {}
+        self._hashers: dict[tuple[str, ...], FieldHasher] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def local(
+        cls,
+        key: bytes,
+        *,
+        index_key: bytes,
+        key_id: str = "k1",
+        index_key_id: str = "idx1",
+        decrypt_only: Mapping[str, bytes] | None = None,
+    ) -> Keyring:
+        """A keyring from raw 32-byte keys held by the application.
+
+        :param key: the primary encryption key.
+        :param index_key: the HMAC key for equality indexes; must differ from every encryption key.
+        :param decrypt_only: older keys by id, still accepted for reading.
+        :raises ConfigurationError: on a wrong key length, a bad key id, or a key reused as index key.
+        """
+        try:
+            primary = Key(key_id, key)
+            index = Key(index_key_id, index_key)
+            old = tuple(Key(kid, secret) for kid, secret in (decrypt_only or {}).items())
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid local keyring: {exc}") from None
+        if any(index.same_secret_as(k) for k in (primary, *old)):
+            raise ConfigurationError("the index key must differ from every encryption key")
+        return cls(primary, index_key=index, decrypt_only=old)
+
+    @classmethod
+    def generate(cls, *, key_id: str = "k1", index_key_id: str = "idx1") -> Keyring:
+        """A keyring of fresh random keys (for tests, demos and ``pynamodb-stash keygen``)."""
+        return cls(Key.generate(key_id), index_key=Key.generate(index_key_id))
+
+    @classmethod
+    def from_string(cls, text: str, *, source: str = "keyring string") -> Keyring:
+        """Parse what :meth:`export_secret_string` (and ``pynamodb-stash keygen``) writes.
+
+        :raises ConfigurationError: naming ``source`` and what is wrong, never the key bytes.
+        """
+        try:
+            if not text.startswith(_ENV_PREFIX):
+                raise ValueError(f"it does not start with {_ENV_PREFIX!r}")
+            payload = text[len(_ENV_PREFIX):].strip()
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            if not isinstance(data, dict) or not isinstance(data.get("keys"), dict):
+                raise ValueError("it has no 'keys' object")
+            keys = {kid: Key.from_base64(check_key_id(kid), secret) for kid, secret in data["keys"].items()}
+            primary = keys.pop(data.get("primary"), None)
+            if primary is None:
+                raise ValueError("its primary key id is not one of its keys")
+            index = data.get("index")
+            if not isinstance(index, dict):
+                raise ValueError("it has no 'index' object")
+            index_key = Key.from_base64(check_key_id(index.get("id")), index.get("key"))
+            old = tuple(keys.values())
+        except (ValueError, binascii.Error, UnicodeDecodeError, AttributeError, TypeError) as exc:
+            raise ConfigurationError(f"{source} is not a valid pynamodb-stash keyring: {exc}") from None
+        return cls(primary, index_key=index_key, decrypt_only=old)
+
+    @classmethod
+    def from_env(cls, name: str = ENV_VAR) -> Keyring:
+        """The keyring in environment variable ``name`` (as printed by ``pynamodb-stash keygen``).
+
+        :raises ConfigurationError: if the variable is unset or invalid.
+        """
+        text = os.environ.get(name)
+        if not text:
+            raise ConfigurationError(f"environment variable {name} is not set")
+        return cls.from_string(text, source=f"environment variable {name}")
+
+    def export_secret_string(self) -> str:
+        """The whole keyring, secrets included, as one line for :meth:`from_string` or the environment."""
+        data = {
+            "primary": self._primary.id,
+            "keys": {kid: key.export_secret_base64() for kid, key in self._keys.items()},
+            "index": {"id": self._index_key.id, "key": self._index_key.export_secret_base64()},
+        }
+        payload = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode()
+        return _ENV_PREFIX + payload.rstrip("=")
+
+    @property
+    def primary_key_id(self) -> str:
+        return self._primary.id
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Ids of every encryption key, primary first."""
+        return tuple(self._keys)
+
+    @property
+    def index_key_id(self) -> str:
+        return self._index_key.id
+
+    def encrypting_cipher(self, table: str, path: str) -> FieldCipher:
+        return self._cipher(self._primary.id, table, path)
+
+    def decrypting_cipher(self, key_id: str, table: str, path: str) -> FieldCipher:
+        """The cipher for values written under ``key_id``.
+
+        :raises KeyNotFoundError: if the keyring does not hold ``key_id``.
+        """
+        return self._cipher(key_id, table, path)
+
+    def hasher(self, *scope: str) -> FieldHasher:
+        hasher = self._hashers.get(scope)
+        if hasher is None:
+            with self._lock:
+                hasher = self._hashers.setdefault(scope, FieldHasher(self._index_key, *scope))
+        return hasher
+
+    def _cipher(self, key_id: str, table: str, path: str) -> FieldCipher:
+        cache_key = (key_id, table, path)
+        cipher = self._ciphers.get(cache_key)
+        if cipher is None:
+            key = self._keys.get(key_id)
+            if key is None:
+                raise KeyNotFoundError(f"key id {key_id!r} is not in the keyring")
+            with self._lock:
+                cipher = self._ciphers.setdefault(cache_key, FieldCipher(key, table, path))
+        return cipher
+
+    def __repr__(self) -> str:
+        return (
+            f"Keyring(primary={self._primary.id!r}, keys={list(self._keys)!r}, "
+            f"index={self._index_key.id!r})"
+        )
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("pynamodb_stash keyrings cannot be pickled")
+
+    def __copy__(self) -> Keyring:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Keyring:
+        return self
+
+
+_configured: Keyring | None = None
+_env_cache: tuple[str, Keyring] | None = None
+
+
+def configure(*, keyring: Keyring | None) -> None:
+    """Set the process-wide keyring, used by models whose ``Meta`` names none. ``None`` clears it.
+
+    :raises ConfigurationError: if ``keyring`` is not a :class:`Keyring`.
+    """
+    global _configured
+    if keyring is not None and not isinstance(keyring, Keyring):
+        raise ConfigurationError(f"configure(keyring=...) takes a Keyring, not {type(keyring).__name__}")
+    _configured = keyring
+
+
+def resolve_keyring(meta_keyring: object, owner: str) -> Keyring:
+    """``Meta.keyring``, else the configured keyring, else ``$PYNAMODB_STASH_KEYRING``.
+
+    :raises ConfigurationError: naming ``owner`` if none is found or one is not a Keyring.
+    """
+    global _env_cache
+    if meta_keyring is not None:
+        if not isinstance(meta_keyring, Keyring):
+            raise ConfigurationError(f"{owner}.Meta.keyring must be a Keyring, not {type(meta_keyring).__name__}")
+        return meta_keyring
+    if _configured is not None:
+        return _configured
+    text = os.environ.get(ENV_VAR)
+    if text:
+        cached = _env_cache
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        keyring = Keyring.from_string(text, source=f"environment variable {ENV_VAR}")
+        _env_cache = (text, keyring)
+        return keyring
+    raise ConfigurationError(
+        f"{owner} has no keyring: set {owner}.Meta.keyring, call pynamodb_stash.configure(keyring=...), "
+        f"or set the environment variable {ENV_VAR} (see `pynamodb-stash keygen`)"
+    )

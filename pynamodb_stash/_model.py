@@ -1,0 +1,698 @@
+"""``EncryptedModel``: a PynamoDB ``Model`` whose encrypted attributes are sealed to their item.
+
+PynamoDB reaches an attribute's ``serialize``/``deserialize`` through three paths: container
+(de)serialization of a whole item, attribute-level serialization of keys and condition values, and the
+schema. This module covers the item path (setting the item context around it, including the
+``_instantiate`` shortcut that get/query/scan/batch_get/TransactGet take), the update path (expanding
+pending encrypted actions) and projections (which must carry the primary key, bound into every
+ciphertext). The companion ``HmacAttribute`` covers keys, conditions and the schema by itself.
+"""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal, InvalidOperation
+from typing import (
+    Any,
+    ClassVar,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    cast,
+)
+
+from pynamodb.attributes import (
+    Attribute,
+    DiscriminatorAttribute,
+    ListAttribute,
+    MapAttribute,
+    TTLAttribute,
+    VersionAttribute,
+)
+from pynamodb.constants import BINARY, NULL, NUMBER, STRING
+from pynamodb.exceptions import AttributeNullError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action, RemoveAction, SetAction
+from pynamodb.models import MetaModel, Model
+from pynamodb.pagination import ResultIterator
+
+from . import _crypto
+from ._attributes import (
+    HMAC_SUFFIX,
+    SOURCE_SUFFIX,
+    EncryptedAttribute,
+    HmacAttribute,
+    HmacDigest,
+    PendingEncryptedAction,
+)
+from ._keyring import Keyring, resolve_keyring
+from .exceptions import (
+    ConfigurationError,
+    DecryptionError,
+    EncryptionError,
+    KeyNotFoundError,
+    UnsupportedQueryError,
+)
+
+_M = TypeVar("_M", bound="EncryptedModel")
+_RESERVED_SUFFIXES = (SOURCE_SUFFIX, HMAC_SUFFIX)
+_PLAIN_ONLY = (VersionAttribute, TTLAttribute, DiscriminatorAttribute)
+
+
+class _EncryptedModelMeta(MetaModel):
+    """Collects the encryption schema of a model class and declares the HMAC companions."""
+
+    def __new__(mcs, name: str, bases: Any, namespace: Dict[str, Any], discriminator: Any = None) -> Any:
+        _declare_companions(name, bases, namespace)
+        return super().__new__(mcs, name, bases, namespace, discriminator)  # type: ignore[no-untyped-call]
+
+    def __init__(cls, name: str, bases: Any, namespace: Dict[str, Any], discriminator: Any = None) -> None:
+        super().__init__(name, bases, namespace, discriminator)
+        _bind_schema(cast("type[EncryptedModel]", cls))
+
+
+def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) -> None:
+    # A field inherited from a base model is copied, so that each model class owns fields bound to it
+    # (and to its table): class attributes are shared objects in PynamoDB.
+    for base in bases:
+        for name, attribute in getattr(base, "_attributes", {}).items():
+            if name in namespace:
+                continue
+            if isinstance(attribute, EncryptedAttribute):
+                namespace[name] = _fresh_copy(attribute)
+
+    for name, value in list(namespace.items()):
+        if isinstance(value, Attribute) and not isinstance(value, (EncryptedAttribute, HmacAttribute)):
+            _check_plain_attribute(model_name, name, value)
+        if not isinstance(value, EncryptedAttribute):
+            continue
+        where = f"{model_name}.{name}"
+        field = value
+        if isinstance(field.type_, _PLAIN_ONLY):
+            raise ConfigurationError(
+                f"{where}: a {type(field.type_).__name__} must stay in plaintext; DynamoDB or PynamoDB reads it"
+            )
+        if (field.is_hash_key or field.is_range_key) and not field.equality:
+            raise ConfigurationError(f"{where}: a key attribute needs equality=True (the key is its HMAC)")
+        logical = field.declared_name or name
+        if logical.endswith(_RESERVED_SUFFIXES):
+            raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
+        companion_name = name + HMAC_SUFFIX
+        if field.equality:
+            existing = namespace.get(companion_name)
+            if existing is not None and not (isinstance(existing, HmacAttribute) and existing.is_companion):
+                raise ConfigurationError(f"{model_name}.{companion_name} clashes with the HMAC of {where}")
+            companion = HmacAttribute(
+                of=name,
+                hash_key=field.is_hash_key,
+                range_key=field.is_range_key,
+                attr_name=logical + HMAC_SUFFIX,
+            )
+            companion.is_companion = True
+            field.is_hash_key = field.is_range_key = False
+            namespace[companion_name] = companion
+
+
+def _fresh_copy(field: EncryptedAttribute[Any]) -> EncryptedAttribute[Any]:
+    clone = copy.copy(field)
+    clone.attr_path = list(field.attr_path)
+    clone.model = None
+    clone.hmac_attribute = None
+    companion = field.hmac_attribute
+    if companion is not None:  # restore the key flags the base's companion took over
+        clone.is_hash_key, clone.is_range_key = companion.is_hash_key, companion.is_range_key
+    return clone
+
+
+def _check_plain_attribute(model_name: str, name: str, attribute: Attribute[Any]) -> None:
+    where = f"{model_name}.{name}"
+    stored = attribute.attr_name or name
+    if stored.endswith(_RESERVED_SUFFIXES) or name.endswith(_RESERVED_SUFFIXES):
+        raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
+    if _contains_encrypted(attribute):
+        raise ConfigurationError(
+            f"{where}: an EncryptedAttribute inside a plain {type(attribute).__name__} would not be bound "
+            "to its path; nested encryption needs EncryptedMapAttribute"
+        )
+
+
+def _contains_encrypted(attribute: Any, depth: int = 0) -> bool:
+    if depth > 32:
+        return False
+    if isinstance(attribute, EncryptedAttribute):
+        return True
+    if isinstance(attribute, MapAttribute):
+        return any(_contains_encrypted(a, depth + 1) for a in type(attribute).get_attributes().values())
+    if isinstance(attribute, ListAttribute) and attribute.element_type is not None:
+        element = attribute.element_type
+        if issubclass(element, EncryptedAttribute):
+            return True
+        if issubclass(element, MapAttribute):
+            return any(_contains_encrypted(a, depth + 1) for a in element.get_attributes().values())
+    return False
+
+
+def _bind_schema(cls: type[EncryptedModel]) -> None:
+    fields: Dict[str, EncryptedAttribute[Any]] = {}
+    for name, attribute in cls.get_attributes().items():
+        if isinstance(attribute, EncryptedAttribute):
+            attribute.model = cls
+            fields[name] = attribute
+    for attribute in cls.get_attributes().values():
+        if isinstance(attribute, HmacAttribute) and attribute.is_companion:
+            field = fields[attribute.of or ""]
+            attribute.field = field
+            field.hmac_attribute = attribute
+    cls._stash_fields = fields
+
+    for index in cls._indexes.values():
+        index_name = type(index).__name__
+        for attr_name, attribute in index.Meta.attributes.items():
+            if not isinstance(attribute, HmacAttribute):
+                continue
+            where = f"{cls.__name__}: {index_name}.{attr_name}"
+            target = fields.get(attribute.of or "")
+            if target is None or target.hmac_attribute is None:
+                raise ConfigurationError(
+                    f"{where} refers to {attribute.of!r}, which is not an EncryptedAttribute with equality=True"
+                )
+            attribute.bind(target, where=where)
+
+
+class _Plan:
+    """How one model class (de)serializes, computed once from its attributes.
+
+    ``plain`` lists every attribute PynamoDB handles itself, with whether its descriptor is PynamoDB's
+    plain one (so the value can be read from and written to ``attribute_values`` directly).
+    """
+
+    __slots__ = ("plain", "fields", "has_defaults", "hash_key", "range_key")
+
+    def __init__(self, cls: type[EncryptedModel]) -> None:
+        plain = []
+        for name, attribute in cls.get_attributes().items():
+            if isinstance(attribute, (EncryptedAttribute, HmacAttribute)) and (
+                not isinstance(attribute, HmacAttribute) or attribute.is_companion
+            ):
+                continue
+            kind = type(attribute)
+            direct = kind.__get__ is Attribute.__get__ and kind.__set__ is Attribute.__set__
+            container = isinstance(attribute, (ListAttribute, MapAttribute))
+            plain.append((name, attribute, attribute.attr_name, attribute.attr_type, direct, container))
+        self.plain = tuple(plain)
+        self.fields = tuple(cls._stash_fields.values())
+        self.has_defaults = any(
+            a.default is not None or a.default_for_new is not None for a in cls.get_attributes().values()
+        )
+        hash_key = cls._hash_key_attribute()  # type: ignore[no-untyped-call]
+        range_key = cls._range_key_attribute()  # type: ignore[no-untyped-call]
+        self.hash_key = (hash_key.attr_name, hash_key.attr_type) if hash_key is not None else None
+        self.range_key = (range_key.attr_name, range_key.attr_type) if range_key is not None else None
+
+    def item_key(self, item: Dict[str, Dict[str, Any]]) -> Optional[bytes]:
+        """The encoded primary key of a serialized item, or None if a key attribute is missing."""
+        encoded = b""
+        for key in (self.hash_key, self.range_key):
+            if key is None:
+                continue
+            name, attr_type = key
+            value = item.get(name)
+            if value is None or attr_type not in value:
+                return None
+            encoded += encode_key_value(attr_type, value[attr_type])
+        return encoded
+
+
+class _FieldRuntime:
+    """One encrypted field under one keyring and logical table: its ciphers and HMAC key, cached."""
+
+    __slots__ = (
+        "field", "name", "source", "hmac", "hmac_python", "is_key", "null", "codec", "where",
+        "_keyring", "_table", "_sealer", "_openers", "_hasher",
+    )
+
+    def __init__(self, cls: type[EncryptedModel], field: EncryptedAttribute[Any], keyring: Keyring, table: str) -> None:
+        companion = field.hmac_attribute
+        self.field = field
+        self.name = field.python_name
+        self.source = field.attr_name
+        self.hmac = companion.attr_name if companion is not None else None
+        self.hmac_python = companion.python_name if companion is not None else None
+        self.is_key = companion is not None and (companion.is_hash_key or companion.is_range_key)
+        self.null = field.null
+        self.codec = field.codec
+        self.where = f"{cls.__name__}.{field.python_name}"
+        self._keyring = keyring
+        self._table = table
+        self._sealer = keyring.encrypting_cipher(table, field.logical_name)
+        self._openers: Dict[bytes, _crypto.FieldCipher] = {}
+        self._hasher = keyring.hasher(*cls._stash_hmac_scope(field)) if companion is not None else None
+
+    def encode(self, value: Any) -> Tuple[bytes, Optional[str]]:
+        """The typed plaintext of ``value`` and, for an equality field, its HMAC.
+
+        :raises EncryptionError: if ``value`` is not of the declared type (the message omits the value).
+        """
+        try:
+            plaintext = self.codec.encode(value)
+        except (TypeError, ValueError) as exc:
+            raise EncryptionError(f"{self.where}: {exc}") from None
+        return plaintext, self._hasher.digest(plaintext) if self._hasher is not None else None
+
+    def seal(self, plaintext: bytes, item_key: bytes, digest: Optional[str]) -> bytes:
+        return self._sealer.seal(plaintext, item_key if digest is None else _with_digest(item_key, digest))
+
+    def open(self, stored: Dict[str, Any], item_key: Optional[bytes], digest: Optional[str]) -> Any:
+        """Decrypt and decode a stored ``x__source`` value read with ``item_key`` and the stored HMAC.
+
+        :raises DecryptionError: if the value is not authentic for this item, attribute and table.
+        :raises KeyNotFoundError: if its key id is not in the keyring.
+        """
+        blob = stored.get(BINARY)
+        if type(blob) is not bytes:
+            if not isinstance(blob, (bytes, bytearray)):
+                raise DecryptionError(f"{self.where}: the stored value is not a pynamodb-stash ciphertext")
+            blob = bytes(blob)
+        if item_key is None:
+            raise DecryptionError(
+                f"{self.where}: the item was read without its primary key, which decryption needs",
+                code="missing_key_attributes",
+            )
+        if self.hmac is not None and digest is None:
+            raise DecryptionError(
+                f"{self.where}: the item was read without {self.hmac}, which decryption needs",
+                code="missing_hmac",
+            )
+        opener = self._openers.get(blob[: 2 + blob[1]] if len(blob) > 1 else blob)
+        if opener is None:
+            opener = self._opener(blob)
+            self._openers[blob[: 2 + blob[1]]] = opener
+        try:
+            plaintext = opener.open(blob, item_key if digest is None else _with_digest(item_key, digest))
+        except _crypto.InvalidCiphertext:
+            raise DecryptionError(
+                f"{self.where} (key id {opener.key_id!r}): the value is not authentic for this item, "
+                "attribute and table"
+            ) from None
+        try:
+            return self.codec.decode(plaintext)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DecryptionError(f"{self.where}: {exc}", code="type_mismatch") from None
+
+    def _opener(self, blob: bytes) -> _crypto.FieldCipher:
+        try:
+            key_id = _crypto.read_key_id(blob)
+        except _crypto.InvalidCiphertext:
+            raise DecryptionError(f"{self.where}: the stored value is not a pynamodb-stash ciphertext") from None
+        try:
+            return self._keyring.decrypting_cipher(key_id, self._table, self.field.logical_name)
+        except KeyNotFoundError:
+            raise KeyNotFoundError(f"{self.where}: key id {key_id!r} is not in the keyring") from None
+
+
+class _Runtime(NamedTuple):
+    keyring: Keyring
+    table: str
+    fields: Tuple[_FieldRuntime, ...]
+
+
+def _with_digest(item_key: bytes, digest: str) -> bytes:
+    # The stored HMAC is authenticated with the ciphertext: an x__hmac moved to another item would
+    # make that item answer queries for another value; it makes the item fail to decrypt instead.
+    return item_key + b"H" + _crypto.length_prefixed(digest.encode("ascii"))
+
+
+def encode_key_value(attr_type: str, value: Any) -> bytes:
+    """One serialized key value as ``type letter | u16 length | bytes``.
+
+    Numbers are normalized, because DynamoDB returns ``"1"`` for a stored ``"1.0"``.
+    """
+    if attr_type == STRING:
+        data = value.encode("utf-8")
+    elif attr_type == NUMBER:
+        try:
+            data = str(Decimal(value).normalize()).encode("ascii")
+        except InvalidOperation:
+            data = str(value).encode("utf-8")
+    else:
+        data = bytes(value)
+    return attr_type.encode("ascii") + _crypto.length_prefixed(data)
+
+
+class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
+    """A PynamoDB model with client-side encrypted attributes.
+
+    Declare attributes as usual, and sensitive ones as :class:`EncryptedAttribute`. Every PynamoDB
+    operation works and takes plaintext: values are encrypted before a request leaves the process and
+    decrypted (and verified) after the response arrives.
+
+    ``Meta`` options besides PynamoDB's:
+
+    - ``keyring``: a :class:`Keyring`; else the one given to ``pynamodb_stash.configure`` or found in
+      ``$PYNAMODB_STASH_KEYRING`` is used, resolved at first use.
+    - ``logical_table_name``: the table name bound into ciphertexts and HMACs (default
+      ``Meta.table_name``); set it to the old name when a table is restored or renamed.
+
+    :raises DecryptionError: when a stored value does not verify for the item it was read from.
+    """
+
+    _stash_fields: ClassVar[Dict[str, EncryptedAttribute[Any]]] = {}
+    _stash_plan_cache: ClassVar[Optional[_Plan]] = None
+    _stash_runtime_cache: ClassVar[Optional[_Runtime]] = None
+
+    # -- keys and scopes --------------------------------------------------------------------------------
+
+    @classmethod
+    def _stash_keyring(cls) -> Keyring:
+        return resolve_keyring(getattr(cls.Meta, "keyring", None), cls.__name__)
+
+    @classmethod
+    def _stash_table(cls) -> str:
+        name = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"{cls.__name__}.Meta needs a table_name")
+        return name
+
+    @classmethod
+    def _stash_hmac_scope(cls, field: EncryptedAttribute[Any]) -> Tuple[str, ...]:
+        if field.hmac_scope is not None:
+            return ("shared", field.hmac_scope)
+        return ("table", cls._stash_table(), field.logical_name)
+
+    @classmethod
+    def _stash_hasher(cls, field: EncryptedAttribute[Any]) -> _crypto.FieldHasher:
+        return cls._stash_keyring().hasher(*cls._stash_hmac_scope(field))
+
+    @classmethod
+    def _stash_plan(cls) -> _Plan:
+        plan = cls.__dict__.get("_stash_plan_cache")
+        if plan is None:
+            plan = _Plan(cls)
+            cls._stash_plan_cache = plan
+        return plan
+
+    @classmethod
+    def _stash_runtime(cls) -> _Runtime:
+        """The fields' ciphers for the current keyring and table; rebuilt only when either changes."""
+        runtime: Optional[_Runtime] = cls.__dict__.get("_stash_runtime_cache")
+        meta = cls.Meta
+        if (
+            runtime is not None
+            and getattr(meta, "keyring", None) is runtime.keyring
+            and (getattr(meta, "logical_table_name", None) or getattr(meta, "table_name", None)) == runtime.table
+        ):
+            return runtime
+        keyring, table = cls._stash_keyring(), cls._stash_table()
+        if runtime is None or runtime.keyring is not keyring or runtime.table != table:
+            fields = tuple(_FieldRuntime(cls, f, keyring, table) for f in cls._stash_plan().fields)
+            runtime = _Runtime(keyring, table, fields)
+            cls._stash_runtime_cache = runtime
+        return runtime
+
+    # -- the item path ------------------------------------------------------------------------------
+    # PynamoDB's generic loops would call EncryptedAttribute.serialize/deserialize, which see only the
+    # value. These replace them for encrypted models, with the same semantics for plain attributes,
+    # and seal each encrypted value to the item's primary key (read back from the serialized item, so
+    # the reader binds exactly what the writer bound).
+
+    def _container_serialize(self, null_check: bool = True) -> Dict[str, Dict[str, Any]]:
+        plan = self._stash_plan()
+        values = self.attribute_values
+        item: Dict[str, Dict[str, Any]] = {}
+        for name, attribute, stored, attr_type, direct, container in plan.plain:
+            value = values.get(name) if direct else getattr(self, name)
+            try:
+                if isinstance(value, MapAttribute) and not value.validate(null_check=null_check):
+                    raise ValueError(f"Attribute '{name}' is not correctly typed")
+                if value is None:
+                    serialized = None
+                elif container:
+                    serialized = attribute.serialize(value, null_check=null_check)  # type: ignore[call-arg]
+                else:
+                    serialized = attribute.serialize(value)
+            except AttributeNullError as exc:
+                exc.prepend_path(name)
+                raise
+            if serialized is None:
+                if null_check and not attribute.null:
+                    raise AttributeNullError(name)
+                continue
+            item[stored] = {attr_type: serialized}
+        if not plan.fields:
+            return item
+
+        pending = []
+        for field in self._stash_runtime().fields:
+            value = values.get(field.name)
+            if value is None:
+                if null_check and not field.null:
+                    raise AttributeNullError(field.name)
+                digest = values.get(field.hmac_python) if field.is_key and field.hmac_python else None
+                if digest is not None:  # a key read back as a bare HMAC (a KEYS_ONLY index result)
+                    item[field.hmac] = {STRING: digest}  # type: ignore[index]
+                continue
+            plaintext, digest = field.encode(value)
+            if digest is not None:
+                item[field.hmac] = {STRING: digest}  # type: ignore[index]
+            pending.append((field, plaintext, digest))
+        if pending:
+            item_key = plan.item_key(item)
+            if item_key is None:
+                raise EncryptionError(f"{type(self).__name__}: an item needs its primary key to be encrypted")
+            for field, plaintext, digest in pending:
+                item[field.source] = {BINARY: field.seal(plaintext, item_key, digest)}
+        return item
+
+    def _container_deserialize(self, attribute_values: Dict[str, Dict[str, Any]]) -> None:
+        plan = self._stash_plan()
+        self.attribute_values = values = {}
+        self._set_discriminator()
+        if plan.has_defaults:
+            self._set_defaults(_user_instantiated=False)
+        for name, attribute, stored, _, direct, _ in plan.plain:
+            stored_value = attribute_values.get(stored)
+            if stored_value and NULL not in stored_value:
+                value = attribute.deserialize(attribute.get_value(stored_value))
+                if direct:
+                    values[name] = value
+                else:
+                    setattr(self, name, value)
+        if not plan.fields:
+            return
+        item_key: Optional[bytes] = None
+        for field in self._stash_runtime().fields:
+            digest = None
+            if field.hmac is not None and field.hmac_python is not None:
+                stored_hmac = attribute_values.get(field.hmac)
+                if stored_hmac is not None and STRING in stored_hmac:
+                    digest = HmacDigest(stored_hmac[STRING])
+                    values[field.hmac_python] = digest
+            stored_value = attribute_values.get(field.source)
+            if not stored_value or NULL in stored_value:
+                continue
+            if item_key is None:
+                item_key = plan.item_key(attribute_values)
+            values[field.name] = field.open(stored_value, item_key, digest)
+
+    @classmethod
+    def _instantiate(cls, attribute_values: Dict[str, Dict[str, Any]]) -> Any:
+        # PynamoDB's _instantiate (behind from_raw_data: get, query, scan, batch_get, TransactGet)
+        # calls AttributeContainer._container_deserialize directly, past the override above.
+        stored_cls = cls._get_discriminator_class(attribute_values)
+        if stored_cls and not issubclass(stored_cls, cls):
+            raise ValueError(f"Cannot instantiate a {cls.__name__} from the returned class: {stored_cls.__name__}")
+        model = stored_cls or cls
+        if model.__init__ is Model.__init__:
+            # Model.__init__ only fills attribute_values, which _container_deserialize starts afresh.
+            instance = object.__new__(model)
+        else:
+            instance = model(_user_instantiated=False)
+        instance._container_deserialize(attribute_values)
+        return instance
+
+    # -- the update path ----------------------------------------------------------------------------
+
+    def update(
+        self, actions: List[Action], condition: Optional[Condition] = None, *, add_version_condition: bool = True
+    ) -> Any:
+        """PynamoDB's ``update``, with ``x.set(v)``/``x.remove()`` applied to both stored attributes.
+
+        :raises UnsupportedQueryError: for an action on a stored ``__source``/``__hmac`` name, or one
+            that belongs to another model.
+        """
+        return super().update(
+            self._stash_expand(actions), condition, add_version_condition=add_version_condition
+        )
+
+    def get_update_kwargs_from_instance(
+        self,
+        actions: List[Action],
+        condition: Optional[Condition] = None,
+        return_values_on_condition_failure: Optional[str] = None,
+        *,
+        add_version_condition: bool = True,
+    ) -> Dict[str, Any]:
+        return super().get_update_kwargs_from_instance(
+            self._stash_expand(actions),
+            condition,
+            return_values_on_condition_failure,
+            add_version_condition=add_version_condition,
+        )
+
+    def _stash_expand(self, actions: List[Action]) -> List[Action]:
+        if not isinstance(actions, list):
+            return actions  # PynamoDB raises its own TypeError
+        runtime_fields = {f.name: f for f in self._stash_runtime().fields} if self._stash_fields else {}
+        stored_names = {f.source for f in runtime_fields.values()} | {f.hmac for f in runtime_fields.values() if f.hmac}
+        expanded: List[Action] = []
+        item_key: Optional[bytes] = None
+        for action in actions:
+            if not isinstance(action, PendingEncryptedAction):
+                target = action.values[0] if getattr(action, "values", None) else None
+                if isinstance(target, Path) and target.path and target.path[0] in stored_names:
+                    raise UnsupportedQueryError(
+                        f"{type(self).__name__}: update {target.path[0]!r} through its EncryptedAttribute's "
+                        "set()/remove()"
+                    )
+                expanded.append(action)
+                continue
+            field = runtime_fields.get(action.attribute.python_name)
+            if field is None or field.field is not action.attribute:
+                raise UnsupportedQueryError(f"{action.attribute._describe()}: this action belongs to another model")
+            source_path = Path(field.field)
+            if action.value is None:
+                expanded.append(RemoveAction(source_path))
+                if field.hmac is not None:
+                    expanded.append(RemoveAction(Path([field.hmac])))
+                continue
+            if item_key is None:
+                item_key = self._stash_item_key()
+            plaintext, digest = field.encode(action.value)
+            expanded.append(SetAction(source_path, Value({BINARY: field.seal(plaintext, item_key, digest)})))
+            if digest is not None and field.hmac is not None:
+                expanded.append(SetAction(Path([field.hmac]), Value({STRING: digest})))
+        return expanded
+
+    def _stash_item_key(self) -> bytes:
+        hash_value, range_value = self._get_hash_range_key_serialized_values()
+        plan = self._stash_plan()
+        item: Dict[str, Dict[str, Any]] = {}
+        for key, value in ((plan.hash_key, hash_value), (plan.range_key, range_value)):
+            if key is not None and value is not None:
+                item[key[0]] = {key[1]: value}
+        item_key = plan.item_key(item)
+        if item_key is None:
+            raise EncryptionError(f"{type(self).__name__}: an item needs its primary key to be encrypted")
+        return item_key
+
+    # -- projections ------------------------------------------------------------------------------
+
+    @classmethod
+    def _stash_projection(cls, attributes_to_get: Optional[Iterable[Any]]) -> Optional[List[str]]:
+        """The names to project: encrypted fields by their stored names, plus what decryption needs."""
+        if attributes_to_get is None:
+            return None
+        if isinstance(attributes_to_get, str):
+            attributes_to_get = [attributes_to_get]
+        fields_by_name = {name: f for name, f in cls._stash_fields.items()}
+        fields_by_name.update({f.logical_name: f for f in cls._stash_fields.values()})
+        names: List[str] = []
+        for entry in attributes_to_get:
+            if isinstance(entry, Attribute):
+                entry = entry.attr_name if not isinstance(entry, EncryptedAttribute) else entry.python_name
+            field = fields_by_name.get(entry) if isinstance(entry, str) else None
+            if field is not None:
+                names.append(field.attr_name)
+                if field.hmac_attribute is not None:
+                    names.append(field.hmac_attribute.attr_name)
+            else:
+                names.append(entry)
+        key_attributes = (cls._hash_key_attribute(), cls._range_key_attribute())  # type: ignore[no-untyped-call]
+        for attribute in (*key_attributes, cls._get_discriminator_attribute()):
+            if attribute is not None:
+                names.append(attribute.attr_name)
+        return list(dict.fromkeys(names))
+
+    @classmethod
+    def get(
+        cls: type[_M],
+        hash_key: Any,
+        range_key: Optional[Any] = None,
+        consistent_read: bool = False,
+        attributes_to_get: Optional[Sequence[str]] = None,
+    ) -> _M:
+        return super().get(
+            hash_key, range_key, consistent_read, attributes_to_get=cls._stash_projection(attributes_to_get)
+        )
+
+    @classmethod
+    def batch_get(
+        cls: type[_M],
+        items: Iterable[Any],
+        consistent_read: Optional[bool] = None,
+        attributes_to_get: Optional[Sequence[str]] = None,
+    ) -> Iterator[_M]:
+        return super().batch_get(items, consistent_read, attributes_to_get=cls._stash_projection(attributes_to_get))
+
+    @classmethod
+    def query(
+        cls: type[_M],
+        hash_key: Any,
+        range_key_condition: Optional[Condition] = None,
+        filter_condition: Optional[Condition] = None,
+        consistent_read: bool = False,
+        index_name: Optional[str] = None,
+        scan_index_forward: Optional[bool] = None,
+        limit: Optional[int] = None,
+        last_evaluated_key: Optional[Dict[str, Dict[str, Any]]] = None,
+        attributes_to_get: Optional[Iterable[str]] = None,
+        page_size: Optional[int] = None,
+        rate_limit: Optional[float] = None,
+    ) -> ResultIterator[_M]:
+        return super().query(
+            hash_key,
+            range_key_condition,
+            filter_condition,
+            consistent_read,
+            index_name,
+            scan_index_forward,
+            limit,
+            last_evaluated_key,
+            cls._stash_projection(attributes_to_get),
+            page_size,
+            rate_limit,
+        )
+
+    @classmethod
+    def scan(
+        cls: type[_M],
+        filter_condition: Optional[Condition] = None,
+        segment: Optional[int] = None,
+        total_segments: Optional[int] = None,
+        limit: Optional[int] = None,
+        last_evaluated_key: Optional[Dict[str, Dict[str, Any]]] = None,
+        page_size: Optional[int] = None,
+        consistent_read: Optional[bool] = None,
+        index_name: Optional[str] = None,
+        rate_limit: Optional[float] = None,
+        attributes_to_get: Optional[Sequence[str]] = None,
+    ) -> ResultIterator[_M]:
+        return super().scan(
+            filter_condition,
+            segment,
+            total_segments,
+            limit,
+            last_evaluated_key,
+            page_size,
+            consistent_read,
+            index_name,
+            rate_limit,
+            cls._stash_projection(attributes_to_get),
+        )

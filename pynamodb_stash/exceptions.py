@@ -1,0 +1,78 @@
+"""The errors pynamodb-stash raises.
+
+Every error is a :class:`StashError` with a stable :attr:`~StashError.code`, so code can branch on
+``err.code`` and logs can be grouped by it::
+
+    StashError
+    ├── ConfigurationError      a declaration, keyring or setting is wrong
+    ├── EncryptionError         a value could not be encrypted (wrong type, ...)
+    ├── DecryptionError         a stored value is not authentic, or not for this item/attribute/table
+    ├── KeyNotFoundError        a ciphertext names a key id the keyring does not hold
+    └── UnsupportedQueryError   an operator or update action that cannot work on ciphertext
+
+Messages name the model, the attribute and the key id. They never contain a plaintext, a ciphertext,
+an HMAC or key material, so they are safe to log.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DecryptionError",
+    "EncryptionError",
+    "KeyNotFoundError",
+    "StashError",
+    "UnsupportedQueryError",
+]
+
+
+class StashError(Exception):
+    """Base class of every error raised by pynamodb-stash.
+
+    :ivar code: a short, stable, machine-readable string (``"decryption_failed"``, ...).
+    """
+
+    code: str = "stash_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class ConfigurationError(StashError):
+    """A model declaration, keyring or setting is wrong; raised at class creation or first use."""
+
+    code = "configuration_error"
+
+
+class EncryptionError(StashError):
+    """A value could not be encrypted, for example because it is not of the declared type."""
+
+    code = "encryption_failed"
+
+
+class DecryptionError(StashError):
+    """A stored value did not verify.
+
+    Raised when a ``__source`` was tampered with, truncated, copied from another item, attribute or
+    table, written under another keyring, or when a ``__hmac`` does not match its decrypted value.
+    Never accompanied by partial or unverified data.
+    """
+
+    code = "decryption_failed"
+
+
+class KeyNotFoundError(StashError):
+    """A ciphertext names a key id that the keyring does not hold. The message names the key id."""
+
+    code = "key_not_found"
+
+
+class UnsupportedQueryError(StashError):
+    """An operator, function or update action that cannot work on an encrypted attribute.
+
+    Raised when the expression is built, never later at DynamoDB.
+    """
+
+    code = "unsupported_query"
