@@ -10,7 +10,7 @@ import base64
 import contextlib
 import json
 import struct
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,6 +75,8 @@ def _encode_str(value: Any) -> bytes:
 
 
 def _encode_datetime(value: Any) -> bytes:
+    # ISO 8601 with its offset, then "[zone]" for a zoneinfo zone and "~1" for fold=1: the wall time,
+    # zone and fold come back exactly, even for a time in a DST gap or overlap.
     if not isinstance(value, datetime):
         raise TypeError(f"expected datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -83,21 +85,24 @@ def _encode_datetime(value: Any) -> bytes:
     zone = getattr(value.tzinfo, "key", None)
     if isinstance(zone, str):
         text += f"[{zone}]"
+    if value.fold:
+        text += "~1"
     return text.encode("ascii")
 
 
 def _decode_datetime(data: bytes) -> datetime:
     text = data.decode("ascii")
+    fold = 0
+    if text.endswith("~1"):
+        text, fold = text[:-2], 1
     zone = None
     if text.endswith("]"):
         text, _, zone = text[:-1].partition("[")
     value = datetime.fromisoformat(text)
     if zone is not None:
-        with contextlib.suppress(ZoneInfoNotFoundError):  # the fixed offset still names the instant
-            value = value.astimezone(ZoneInfo(zone))
-    elif value.utcoffset() == timezone.utc.utcoffset(None) and value.tzinfo is not timezone.utc:
-        value = value.replace(tzinfo=timezone.utc)
-    return value
+        with contextlib.suppress(ZoneInfoNotFoundError):  # else the fixed offset still names the instant
+            value = value.replace(tzinfo=ZoneInfo(zone))
+    return value.replace(fold=fold)
 
 
 def _encode_date(value: Any) -> bytes:

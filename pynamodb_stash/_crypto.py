@@ -24,11 +24,12 @@ characters. 128 bits make an accidental collision as unlikely as guessing an AES
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import re
-from typing import Any, NoReturn
+from typing import Any, Iterable, Iterator, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -43,6 +44,28 @@ HMAC_SIZE = 16
 _KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ENC_LABEL = b"pynamodb-stash/v1/encrypt"
 _HMAC_LABEL = b"pynamodb-stash/v1/hmac"
+
+
+_fixed_nonces: Iterator[bytes] | None = None
+
+
+@contextlib.contextmanager
+def fixed_nonces(nonces: Iterable[bytes]) -> Iterator[None]:
+    """Use the given nonces instead of random ones: for generating known-answer vectors only.
+
+    Not thread-safe, and never to be used for real data: a repeated nonce reveals repeated values.
+    """
+    global _fixed_nonces
+    checked = []
+    for nonce in nonces:
+        if len(nonce) != NONCE_SIZE:
+            raise ValueError("bad nonce length")
+        checked.append(nonce)
+    _fixed_nonces = iter(checked)
+    try:
+        yield
+    finally:
+        _fixed_nonces = None
 
 
 class InvalidCiphertext(Exception):
@@ -150,12 +173,9 @@ class FieldCipher:
         self._header = bytes((FORMAT_VERSION, len(key_id))) + key_id
         self._aad_prefix = self._header + length_prefixed(table_bytes) + length_prefixed(path_bytes)
 
-    def seal(self, plaintext: bytes, item_key: bytes, *, nonce: bytes | None = None) -> bytes:
-        """Encrypt ``plaintext`` bound to ``item_key``. ``nonce`` exists for known-answer vectors only."""
-        if nonce is None:
-            nonce = os.urandom(NONCE_SIZE)
-        elif len(nonce) != NONCE_SIZE:
-            raise ValueError("bad nonce length")
+    def seal(self, plaintext: bytes, item_key: bytes) -> bytes:
+        """Encrypt ``plaintext`` bound to ``item_key`` under a fresh random nonce."""
+        nonce = os.urandom(NONCE_SIZE) if _fixed_nonces is None else next(_fixed_nonces)
         return self._header + nonce + self._aead.encrypt(nonce, plaintext, self._aad_prefix + item_key)
 
     def open(self, blob: bytes, item_key: bytes) -> bytes:

@@ -1,0 +1,554 @@
+"""Transactions, polymorphic models, TTL, model inheritance and ``Meta.logical_table_name``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from pynamodb.attributes import (
+    DiscriminatorAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.operand import Path
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.transactions import TransactGet, TransactWrite
+
+from pynamodb_stash import (
+    ConfigurationError,
+    DecryptionError,
+    EncryptedAttribute,
+    EncryptedModel,
+    HmacAttribute,
+    HmacDigest,
+    Keyring,
+    UnsupportedQueryError,
+)
+
+REGION = "us-east-1"
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def raw_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    return item
+
+
+def assert_no_plaintext(item: dict[str, Any], *secrets: str) -> None:
+    stored = [name.encode() for name in item]
+    for av in item.values():
+        for kind, value in av.items():
+            stored.append(bytes(value) if kind == "B" else str(value).encode())
+    for secret in secrets:
+        assert not [blob for blob in stored if secret.encode() in blob], f"{secret!r} stored in plaintext"
+
+
+def created(*models: Any) -> Iterator[None]:
+    for model in models:
+        model.create_table(wait=True)
+    try:
+        yield
+    finally:
+        for model in models:
+            model.delete_table()
+
+
+def copy_table(client: Any, source: str, target: str) -> int:
+    """Copy every raw item from one physical table to another, as a backup restore would."""
+    items = client.scan(TableName=source, ConsistentRead=True)["Items"]
+    for item in items:
+        client.put_item(TableName=target, Item=item)
+    return len(items)
+
+
+# -- models -------------------------------------------------------------------------------------------
+
+
+def define_customer(url: str, table: str, kr: Keyring, *, logical: str | None = None) -> Any:
+    class EmailIndex(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "EmailIndex"
+            projection = AllProjection()
+
+        email = HmacAttribute(hash_key=True)
+
+    class Customer(EncryptedModel):
+        class Meta:
+            table_name = table
+            logical_table_name = logical
+            host = url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = EncryptedAttribute(str, equality=True)
+        name = EncryptedAttribute(str)
+        role = UnicodeAttribute(null=True)
+        version = VersionAttribute()
+        email_index = EmailIndex()
+
+    return Customer
+
+
+def define_account(url: str, table: str, kr: Keyring) -> Any:
+    class Account(EncryptedModel):
+        class Meta:
+            table_name = table
+            host = url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        email = EncryptedAttribute(str, equality=True, hash_key=True)
+        name = EncryptedAttribute(str)
+        tier = EncryptedAttribute(str, equality=True, null=True)
+
+    return Account
+
+
+# -- fixtures -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyring() -> Keyring:
+    return Keyring.generate()
+
+
+@pytest.fixture(scope="module")
+def client(ddb_url: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
+
+
+@pytest.fixture(scope="module")
+def connection(ddb_url: str) -> Connection:
+    return Connection(host=ddb_url, region=REGION)
+
+
+@pytest.fixture(scope="module")
+def tx_models(ddb_url: str, keyring: Keyring) -> Iterator[tuple[Any, Any]]:
+    customer = define_customer(ddb_url, unique("tx_customers"), keyring)
+    account = define_account(ddb_url, unique("tx_accounts"), keyring)
+    for _ in created(customer, account):
+        yield customer, account
+
+
+def new_customer(Customer: Any, tag: str = "c") -> Any:  # noqa: N803
+    pk = unique(tag)
+    customer = Customer(pk=pk, email=f"{pk}@secret-tx.example", name=f"Name of {pk}", role="member")
+    customer.save()
+    return customer
+
+
+# -- transactions -------------------------------------------------------------------------------------
+
+
+def test_transact_write_save_update_delete_and_condition_check(
+    tx_models: tuple[Any, Any], connection: Connection, client: Any
+) -> None:
+    Customer, _ = tx_models  # noqa: N806
+    to_update, to_delete, to_check = (new_customer(Customer) for _ in range(3))
+    old_email = to_update.email
+    new_email = f"changed-{uuid.uuid4().hex[:8]}@secret-tx.example"
+    created_pk = unique("tx-new")
+    fresh = Customer(pk=created_pk, email=f"{created_pk}@secret-tx.example", name="Created In Tx", role="new")
+
+    with TransactWrite(connection=connection) as tw:
+        tw.save(fresh, condition=Customer.pk.does_not_exist())
+        tw.update(
+            to_update,
+            actions=[Customer.email.set(new_email), Customer.name.set("Updated In Tx"), Customer.role.set("vip")],
+            condition=Customer.email == old_email,
+        )
+        tw.delete(to_delete, condition=Customer.email == to_delete.email)
+        tw.condition_check(
+            Customer, to_check.pk, condition=(Customer.email == to_check.email) & Customer.name.exists()
+        )
+
+    table = Customer.Meta.table_name
+    raw_new = raw_item(client, table, {"pk": {"S": created_pk}})
+    assert raw_new is not None
+    assert raw_new["email__hmac"] == {"S": Customer.email.hmac(fresh.email)}
+    assert raw_new["name__source"].keys() == {"B"}
+    assert_no_plaintext(raw_new, fresh.email, "Created In Tx")
+    got = Customer.get(created_pk)
+    assert (got.email, got.name, got.role, got.version) == (fresh.email, "Created In Tx", "new", 1)
+    assert fresh.version == 1
+
+    raw_updated = raw_item(client, table, {"pk": {"S": to_update.pk}})
+    assert raw_updated is not None
+    assert raw_updated["email__hmac"] == {"S": Customer.email.hmac(new_email)}
+    assert_no_plaintext(raw_updated, new_email, old_email, "Updated In Tx")
+    updated = Customer.get(to_update.pk)
+    assert (updated.email, updated.name, updated.role, updated.version) == (new_email, "Updated In Tx", "vip", 2)
+    assert to_update.version == 2
+    assert [c.pk for c in Customer.email_index.query(new_email)] == [to_update.pk]
+    assert list(Customer.email_index.query(old_email)) == []
+
+    assert raw_item(client, table, {"pk": {"S": to_delete.pk}}) is None
+    assert Customer.get(to_check.pk).name == to_check.name
+
+
+def test_transact_write_with_a_failing_encrypted_condition_applies_nothing(
+    tx_models: tuple[Any, Any], connection: Connection, client: Any
+) -> None:
+    Customer, _ = tx_models  # noqa: N806
+    target, checked = new_customer(Customer), new_customer(Customer)
+    created_pk = unique("tx-never")
+
+    with pytest.raises(TransactWriteError):
+        with TransactWrite(connection=connection) as tw:
+            tw.save(Customer(pk=created_pk, email="never@secret-tx.example", name="Never", role="r"))
+            tw.update(target, actions=[Customer.name.set("Never Applied")])
+            tw.condition_check(Customer, checked.pk, condition=Customer.email == "someone-else@secret-tx.example")
+
+    assert raw_item(client, Customer.Meta.table_name, {"pk": {"S": created_pk}}) is None
+    assert Customer.get(target.pk).name == target.name
+
+    with pytest.raises(TransactWriteError):
+        with TransactWrite(connection=connection) as tw:
+            tw.save(Customer(pk=checked.pk, email="x@y", name="Clobber", role="r"),
+                    condition=Customer.email == "wrong@secret-tx.example")
+    assert Customer.get(checked.pk).name == checked.name
+
+
+def test_transact_write_rejects_raw_stored_names_and_key_updates(
+    tx_models: tuple[Any, Any], connection: Connection, client: Any
+) -> None:
+    Customer, Account = tx_models  # noqa: N806
+    target = new_customer(Customer)
+    before = raw_item(client, Customer.Meta.table_name, {"pk": {"S": target.pk}})
+    for action in (Path("email__hmac").set("forged"), Path("name__source").remove()):
+        with pytest.raises(UnsupportedQueryError):
+            with TransactWrite(connection=connection) as tw:
+                tw.update(target, actions=[Customer.role.set("x"), action])
+    with pytest.raises(UnsupportedQueryError):
+        with TransactWrite(connection=connection) as tw:
+            tw.update(target, actions=[Account.name.set("other model")])
+    assert raw_item(client, Customer.Meta.table_name, {"pk": {"S": target.pk}}) == before
+    with pytest.raises(UnsupportedQueryError):
+        Account.email.set("new-key@x")
+
+
+def test_transactions_on_a_model_keyed_by_an_hmac(
+    tx_models: tuple[Any, Any], connection: Connection, client: Any
+) -> None:
+    Customer, Account = tx_models  # noqa: N806
+    emails = [f"{unique('acct')}@secret-tx.example" for _ in range(4)]
+    kept, removed, checked, created_email = emails
+    for email in (kept, removed, checked):
+        Account(email, name=f"Account {email}", tier="gold").save()
+
+    with TransactWrite(connection=connection) as tw:
+        tw.save(Account(created_email, name="Created Account", tier="silver"))
+        tw.update(Account.get(kept), actions=[Account.name.set("Kept Renamed"), Account.tier.remove()])
+        tw.delete(Account(removed))
+        tw.condition_check(Account, checked, condition=Account.tier == "gold")
+
+    raw = raw_item(client, Account.Meta.table_name, {"email__hmac": {"S": Account.email.hmac(kept)}})
+    assert raw is not None
+    assert "tier__source" not in raw and "tier__hmac" not in raw
+    assert_no_plaintext(raw, kept, "Kept Renamed")
+
+    customer = new_customer(Customer)
+    with TransactGet(connection=connection) as tg:
+        f_created = tg.get(Account, created_email)
+        f_kept = tg.get(Account, HmacDigest(Account.email.hmac(kept)))
+        f_removed = tg.get(Account, removed)
+        f_customer = tg.get(Customer, customer.pk)
+    assert (f_created.get().email, f_created.get().name, f_created.get().tier) == (
+        created_email, "Created Account", "silver",
+    )
+    assert (f_kept.get().email, f_kept.get().name, f_kept.get().tier) == (kept, "Kept Renamed", None)
+    with pytest.raises(Account.DoesNotExist):
+        f_removed.get()
+    assert (f_customer.get().email, f_customer.get().name) == (customer.email, customer.name)
+
+
+# -- polymorphism -------------------------------------------------------------------------------------
+
+
+def define_records(url: str, table: str, kr: Keyring) -> tuple[Any, Any, Any]:
+    class DiagnosisIndex(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "DiagnosisIndex"
+            projection = AllProjection()
+
+        diagnosis = HmacAttribute(hash_key=True)
+
+    class Record(EncryptedModel):
+        class Meta:
+            table_name = table
+            host = url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        kind = DiscriminatorAttribute()
+        owner = EncryptedAttribute(str, equality=True)
+
+    class Patient(Record, discriminator="patient"):
+        diagnosis = EncryptedAttribute(str, equality=True)
+        notes = EncryptedAttribute(list, null=True)
+        diagnosis_index = DiagnosisIndex()
+
+    class Invoice(Record, discriminator="invoice"):
+        amount = EncryptedAttribute(Decimal)
+        paid = NumberAttribute(null=True)
+
+    return Record, Patient, Invoice
+
+
+@pytest.fixture(scope="module")
+def records(ddb_url: str, keyring: Keyring) -> Iterator[tuple[Any, Any, Any]]:
+    models = define_records(ddb_url, unique("poly_records"), keyring)
+    for _ in created(models[0]):
+        yield models
+
+
+def test_subclasses_own_their_companions(records: tuple[Any, Any, Any]) -> None:
+    Record, Patient, Invoice = records  # noqa: N806
+    assert "diagnosis__hmac" in Patient.get_attributes()
+    assert "diagnosis__hmac" not in Record.get_attributes()
+    assert "diagnosis__hmac" not in Invoice.get_attributes()
+    assert {"owner", "owner__hmac"} <= set(Patient.get_attributes()) & set(Invoice.get_attributes())
+    assert Patient.owner is not Record.owner
+    assert Patient.owner.hmac("dr-x") == Record.owner.hmac("dr-x") == Invoice.owner.hmac("dr-x")
+
+
+def test_polymorphic_items_are_stored_encrypted_and_read_back_as_their_subclass(
+    records: tuple[Any, Any, Any], client: Any
+) -> None:
+    Record, Patient, Invoice = records  # noqa: N806
+    owner = f"{unique('dr')}@secret-clinic.example"
+    diagnosis = f"secret-diagnosis-{uuid.uuid4().hex[:6]}"
+    p_pk, i_pk = unique("patient"), unique("invoice")
+    Patient(pk=p_pk, owner=owner, diagnosis=diagnosis, notes=["secret note", 1]).save()
+    Invoice(pk=i_pk, owner=owner, amount=Decimal("199.99"), paid=0).save()
+
+    raw = raw_item(client, Record.Meta.table_name, {"pk": {"S": p_pk}})
+    assert raw is not None
+    assert raw["kind"] == {"S": "patient"}
+    assert raw["diagnosis__hmac"] == {"S": Patient.diagnosis.hmac(diagnosis)}
+    assert raw["owner__hmac"] == {"S": Record.owner.hmac(owner)}
+    assert_no_plaintext(raw, owner, diagnosis, "secret note", "secret-clinic")
+
+    patient = Record.get(p_pk)
+    assert type(patient) is Patient
+    assert (patient.owner, patient.diagnosis, patient.notes) == (owner, diagnosis, ["secret note", 1])
+    invoice = Record.get(i_pk)
+    assert type(invoice) is Invoice
+    assert (invoice.owner, invoice.amount, invoice.paid) == (owner, Decimal("199.99"), 0)
+
+    by_owner = {type(r).__name__: r.pk for r in Record.scan(Record.owner == owner)}
+    assert by_owner == {"Patient": p_pk, "Invoice": i_pk}
+    assert [r.pk for r in Patient.scan(Patient.owner == owner)] == [p_pk]
+    assert [r.pk for r in Patient.scan(Patient.diagnosis == diagnosis)] == [p_pk]
+    assert [r.pk for r in Patient.diagnosis_index.query(diagnosis)] == [p_pk]
+    assert [type(r) for r in Record.query(i_pk)] == [Invoice]
+    assert {type(r) for r in Record.batch_get([p_pk, i_pk])} == {Patient, Invoice}
+    assert Record.count(p_pk, filter_condition=Record.owner == owner) == 1
+
+    patient.update(actions=[Patient.diagnosis.set("recovered"), Patient.owner.set("new-dr@x")])
+    assert (patient.diagnosis, patient.owner) == ("recovered", "new-dr@x")
+    assert [r.pk for r in Patient.diagnosis_index.query("recovered")] == [p_pk]
+    assert list(Patient.diagnosis_index.query(diagnosis)) == []
+    patient.refresh()
+    assert patient.diagnosis == "recovered"
+
+
+def test_plain_polymorphic_base_reads_encrypted_subclasses(ddb_url: str, table_name: str, keyring: Keyring) -> None:
+    """The base declares no encrypted attribute; only its subclasses do."""
+    tbl, kr = table_name, keyring
+
+    class Entry(EncryptedModel):
+        class Meta:
+            table_name = tbl
+            host = ddb_url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        kind = DiscriminatorAttribute()
+        at = NumberAttribute()
+
+    class Login(Entry, discriminator="login"):
+        ip = EncryptedAttribute(str, equality=True)
+
+    class Note(Entry, discriminator="note"):
+        text = EncryptedAttribute(str)
+
+    for _ in created(Entry):
+        Login(pk="l1", at=1, ip="203.0.113.77").save()
+        Note(pk="n1", at=2, text="secret text").save()
+        login, note = Entry.get("l1"), Entry.get("n1")
+        assert (type(login), login.ip) == (Login, "203.0.113.77")
+        assert (type(note), note.text) == (Note, "secret text")
+        assert {type(e).__name__: e.pk for e in Entry.scan()} == {"Login": "l1", "Note": "n1"}
+        assert [e.pk for e in Login.scan(Login.ip == "203.0.113.77")] == ["l1"]
+
+
+# -- TTL ----------------------------------------------------------------------------------------------
+
+
+def test_ttl_attribute_stays_plaintext_and_works(ddb_url: str, table_name: str, keyring: Keyring, client: Any) -> None:
+    tbl, kr = table_name, keyring
+
+    class Session(EncryptedModel):
+        class Meta:
+            table_name = tbl
+            host = ddb_url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        token = EncryptedAttribute(str)
+        expires = TTLAttribute(null=True)
+    expires = datetime(2031, 5, 17, 8, 30, tzinfo=timezone.utc)
+    for _ in created(Session):
+        ttl = client.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+        assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == "expires"
+
+        Session(pk="s1", token="secret-session-token", expires=expires).save()
+        raw = raw_item(client, table_name, {"pk": {"S": "s1"}})
+        assert raw is not None
+        assert raw["expires"] == {"N": str(int(expires.timestamp()))}
+        assert raw["token__source"].keys() == {"B"}
+        assert_no_plaintext(raw, "secret-session-token")
+
+        got = Session.get("s1")
+        assert (got.token, got.expires) == ("secret-session-token", expires)
+        assert [s.pk for s in Session.scan(Session.expires > datetime(2030, 1, 1, tzinfo=timezone.utc))] == ["s1"]
+
+
+@pytest.mark.parametrize(
+    "plain_only",
+    [TTLAttribute(), VersionAttribute(), DiscriminatorAttribute()],
+    ids=["ttl", "version", "discriminator"],
+)
+def test_attributes_dynamodb_or_pynamodb_read_cannot_be_encrypted(plain_only: Any) -> None:
+    with pytest.raises(ConfigurationError):
+
+        class Bad(EncryptedModel):
+            class Meta:
+                table_name = "never-created"
+                region = REGION
+
+            pk = UnicodeAttribute(hash_key=True)
+            secret = EncryptedAttribute(plain_only)
+
+
+# -- inheritance --------------------------------------------------------------------------------------
+
+
+def test_encrypted_fields_inherited_into_two_tables_bind_to_each(
+    ddb_url: str, keyring: Keyring, client: Any
+) -> None:
+    customers, suppliers = unique("inh_customers"), unique("inh_suppliers")
+    kr = keyring
+
+    class Contact(EncryptedModel):
+        """Abstract-style: no table of its own."""
+
+        class Meta:
+            host = ddb_url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = EncryptedAttribute(str, equality=True)
+        phone = EncryptedAttribute(str, null=True)
+
+    class Customer(Contact):
+        class Meta(Contact.Meta):
+            table_name = customers
+
+        tier = UnicodeAttribute(null=True)
+
+    class Supplier(Contact):
+        class Meta(Contact.Meta):
+            table_name = suppliers
+
+        rating = EncryptedAttribute(int, null=True)
+
+    assert Customer.email is not Supplier.email and Customer.email is not Contact.email
+    assert Customer.email.model is Customer and Supplier.email.model is Supplier
+    assert Customer.email.hmac("same@x") != Supplier.email.hmac("same@x")
+
+    for _ in created(Customer, Supplier):
+        Customer(pk="same", email="shared@secret-inh.example", phone="+1-555-0101", tier="gold").save()
+        Supplier(pk="same", email="shared@secret-inh.example", phone="+1-555-0202", rating=5).save()
+
+        customer, supplier = Customer.get("same"), Supplier.get("same")
+        assert (customer.email, customer.phone, customer.tier) == ("shared@secret-inh.example", "+1-555-0101", "gold")
+        assert (supplier.email, supplier.phone, supplier.rating) == ("shared@secret-inh.example", "+1-555-0202", 5)
+        assert [c.pk for c in Customer.scan(Customer.email == "shared@secret-inh.example")] == ["same"]
+
+        raw_c = raw_item(client, customers, {"pk": {"S": "same"}})
+        raw_s = raw_item(client, suppliers, {"pk": {"S": "same"}})
+        assert raw_c is not None and raw_s is not None
+        assert raw_c["email__hmac"] != raw_s["email__hmac"]
+        assert "rating__source" in raw_s and "tier" in raw_c
+
+        # a customer's row copied into the suppliers' table does not verify there
+        client.put_item(TableName=suppliers, Item={**raw_c, "pk": {"S": "moved"}})
+        with pytest.raises(DecryptionError):
+            Supplier.get("moved")
+        client.put_item(TableName=suppliers, Item=raw_c)
+        with pytest.raises(DecryptionError):
+            Supplier.get("same")
+
+
+# -- logical table name -------------------------------------------------------------------------------
+
+
+def test_logical_table_name_lets_a_restored_table_decrypt(ddb_url: str, keyring: Keyring, client: Any) -> None:
+    original_table, restored_table = unique("orig_customers"), unique("restored_customers")
+    Original = define_customer(ddb_url, original_table, keyring)  # noqa: N806
+    Restored = define_customer(ddb_url, restored_table, keyring, logical=original_table)  # noqa: N806
+    Naive = define_customer(ddb_url, restored_table, keyring)  # noqa: N806
+
+    for _ in created(Original, Restored):
+        emails = {f"r{n}": f"restore{n}@secret-restore.example" for n in range(3)}
+        for pk, email in emails.items():
+            Original(pk=pk, email=email, name=f"Restored {pk}", role="r").save()
+        assert copy_table(client, original_table, restored_table) == 3
+
+        got = Restored.get("r1")
+        assert (got.email, got.name, got.version) == (emails["r1"], "Restored r1", 1)
+        assert {c.pk for c in Restored.scan()} == set(emails)
+        assert [c.pk for c in Restored.email_index.query(emails["r2"])] == ["r2"]
+        assert [c.pk for c in Restored.scan(Restored.email == emails["r0"])] == ["r0"]
+        assert Restored.email.hmac(emails["r0"]) == Original.email.hmac(emails["r0"])
+
+        # writes through the restored model stay readable by the original name
+        got.update(actions=[Restored.name.set("Updated After Restore")])
+        Restored(pk="r9", email="new@secret-restore.example", name="Written After Restore", role="r").save()
+        assert copy_table(client, restored_table, original_table) == 4
+        assert Original.get("r1").name == "Updated After Restore"
+        assert Original.get("r9").name == "Written After Restore"
+
+        with pytest.raises(DecryptionError):
+            Naive.get("r0")
+        with pytest.raises(DecryptionError):
+            list(Naive.scan())
+        assert list(Naive.scan(Naive.email == emails["r0"], attributes_to_get=["role"])) == []
