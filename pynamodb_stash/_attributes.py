@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 from pynamodb.attributes import Attribute
 from pynamodb.constants import BINARY, STRING
 from pynamodb.expressions.condition import Comparison, In
-from pynamodb.expressions.operand import Path
+from pynamodb.expressions.operand import Path, _Size
 from pynamodb.expressions.update import Action
 
 from ._codecs import Codec, codec_for
@@ -294,7 +294,7 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.python_name = name
         self.of = self.of or name
-        if not self.declared_name:
+        if not self.declared_name and self.field is None:
             self.attr_name = self.of + HMAC_SUFFIX
 
     def bind(self, field: EncryptedAttribute[Any], *, where: str) -> None:
@@ -302,13 +302,20 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         expected = field.logical_name + HMAC_SUFFIX
         if self.declared_name and self.declared_name != expected:
             raise ConfigurationError(f"{where}: attr_name must be {expected!r} to match {field._describe()}")
-        if self.field is not None and self.field is not field and _scope(self.field) != _scope(field):
-            raise ConfigurationError(
-                f"{where} is already bound to {self.field._describe()}; an index class cannot be shared "
-                "by models whose HMACs differ"
-            )
         self.attr_name = expected
-        self.field = self.field or field
+        self.field = field
+
+    def bind_shared(self, field: EncryptedAttribute[Any], scope: tuple[object, ...], *, where: str) -> None:
+        """Bind an index class's own attribute, used in conditions such as ``MyIndex.email == v``.
+
+        Models on different tables or keyrings may share an index class; its attribute then cannot know
+        which HMAC is meant, and refuses to serialize rather than hash for the wrong one.
+        """
+        if self.field is None:
+            self.bind(field, where=where)
+            self._shared_scope = scope
+        elif getattr(self, "_shared_scope", scope) != scope:
+            self._ambiguous = True
 
     def _describe(self) -> str:
         return self.field._describe() + HMAC_SUFFIX if self.field is not None else f"HmacAttribute({self.of!r})"
@@ -316,22 +323,27 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
     def serialize(self, value: Any) -> str:
         if isinstance(value, HmacDigest):
             return str(value)
+        if getattr(self, "_ambiguous", False):
+            raise ConfigurationError(
+                f"{self._describe()}: this index class is shared by models with different HMAC keys; "
+                "build the condition on the model's attribute (Model.attr == value) instead"
+            )
         field = self.field
         if field is None or field.model is None:
             raise ConfigurationError(f"{self._describe()} is not bound to an encrypted attribute of a model")
         model = field.model
         try:
-            plaintext = field.codec.encode(value)
+            hashed = field.codec.hmac_input(value)
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{model.__name__}.{field.python_name}: {exc}") from None
-        return model._stash_hasher(field).digest(plaintext)
+        return model._stash_hasher(field).digest(hashed)
 
     def deserialize(self, value: Any) -> HmacDigest:
         return HmacDigest(value)
 
-    # The model's companion stands in for its field: reading it gives the plaintext while the item has
-    # one (so keys and saves hash it), and a plaintext written to it (a positional hash key) goes to the
-    # field.
+    # A model's companion follows its field: reading it gives the HMAC of the field's current value
+    # (else the HMAC read from the table), and a plaintext written to it (a positional hash key) goes
+    # to the field.
     @overload
     def __get__(self: _A, instance: None, owner: Any) -> _A: ...
 
@@ -342,7 +354,7 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         if instance is not None and self.is_companion and self.field is not None:
             plaintext = instance.attribute_values.get(self.field.python_name)
             if plaintext is not None:
-                return plaintext
+                return HmacDigest(self.serialize(plaintext))
         return super().__get__(instance, owner)
 
     def __set__(self, instance: Any, value: Any) -> None:
@@ -358,6 +370,21 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         self._unsupported("remove() on an HMAC (remove the encrypted attribute instead)")
 
 
-def _scope(field: EncryptedAttribute[Any]) -> tuple[str, ...]:
-    assert field.model is not None
-    return field.model._stash_hmac_scope(field)
+def _refuse_size_of_encrypted_attributes() -> None:
+    """Make ``size(x)`` raise at build time for encrypted attributes and their HMACs.
+
+    ``size()`` is the one PynamoDB expression function that does not go through the attribute, and on
+    ``x__source`` it would compare the ciphertext's length: a silently wrong answer.
+    """
+    build = _Size.__init__
+
+    def __init__(self: _Size, path: Any) -> None:
+        attribute = path.attribute if isinstance(path, Path) else path
+        if isinstance(attribute, _EqualityOnly):
+            attribute._unsupported("size()")
+        build(self, path)
+
+    _Size.__init__ = __init__  # type: ignore[method-assign]
+
+
+_refuse_size_of_encrypted_attributes()

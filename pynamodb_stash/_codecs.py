@@ -10,8 +10,8 @@ import base64
 import contextlib
 import json
 import struct
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date, datetime, timezone
+from decimal import Context, Decimal
 from typing import Any, Callable, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,58 +20,64 @@ from pynamodb.constants import BINARY, BINARY_SET
 
 _T = TypeVar("_T")
 _FLOAT = struct.Struct(">d")
+_EXACT = Context(prec=1000)
 
 
 class Codec(Generic[_T]):
-    """Encodes one declared type. ``encode`` raises TypeError/ValueError naming the problem, not the value."""
+    """The encoding of one declared type.
+
+    ``encode`` raises TypeError or ValueError naming what is wrong, never the value; ``decode`` raises
+    ValueError when the bytes are not of this type.
+    """
+
+    __slots__ = ("tag", "name", "canonical", "_prefix", "_kinds", "_to_bytes", "_from_bytes")
 
     def __init__(
         self,
         tag: int,
         name: str,
-        encode: Callable[[Any], bytes],
-        decode: Callable[[bytes], Any],
+        kinds: tuple[type, ...] | None,
+        to_bytes: Callable[[Any], bytes],
+        from_bytes: Callable[[bytes], Any],
+        canonical: Callable[[Any], bytes] | None = None,
     ) -> None:
+        """``kinds``: the accepted types (``bool`` only where listed), or None if ``to_bytes`` checks.
+
+        ``canonical``: the bytes to hash for equality, where values that compare equal in Python encode
+        differently (``Decimal("1.0")`` and ``Decimal("1")``); None when the encoding already is.
+        """
         self.tag = tag
         self.name = name
+        self.canonical = canonical
         self._prefix = bytes((tag,))
-        self._encode = encode
-        self._decode = decode
+        self._kinds = kinds
+        self._to_bytes = to_bytes
+        self._from_bytes = from_bytes
 
     def encode(self, value: _T) -> bytes:
-        return self._prefix + self._encode(value)
+        kinds = self._kinds
+        if kinds is not None and type(value) not in kinds and (
+            not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        ):
+            raise TypeError(f"expected {self.name}, got {type(value).__name__}")
+        return self._prefix + self._to_bytes(value)
+
+    def hmac_input(self, value: _T, encoded: bytes | None = None) -> bytes:
+        """What the equality HMAC is computed over: equal values give equal bytes.
+
+        ``encoded`` is ``encode(value)``, when the caller has it already.
+        """
+        if self.canonical is None:
+            return encoded if encoded is not None else self.encode(value)
+        if encoded is None:
+            self.encode(value)  # the same type checks
+        return self._prefix + self.canonical(value)
 
     def decode(self, data: bytes) -> _T:
-        if not data or data[0] != self.tag:
+        if data[:1] != self._prefix:
             raise ValueError(f"stored as another type than {self.name}")
-        result: _T = self._decode(data[1:])
+        result: _T = self._from_bytes(data[1:])
         return result
-
-
-def _expect(kind: type | tuple[type, ...], name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            raise TypeError(f"expected {name}, got {type(value).__name__}")
-
-    return check
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _checked(check: Callable[[Any], None], encode: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    def checked_encode(value: Any) -> bytes:
-        check(value)
-        return encode(value)
-
-    return checked_encode
-
-
-def _encode_str(value: Any) -> bytes:
-    if type(value) is not str:
-        _expect(str, "str")(value)
-    return value.encode("utf-8")  # type: ignore[no-any-return]
 
 
 def _encode_datetime(value: Any) -> bytes:
@@ -141,7 +147,10 @@ def _json_codec(kind: type, tag: int) -> Codec[Any]:
             raise ValueError(f"stored JSON is not a {kind.__name__}")
         return value
 
-    return Codec(tag, kind.__name__, encode, decode)
+    def canonical(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+    return Codec(tag, kind.__name__, None, encode, decode, canonical)
 
 
 def _encode_str_set(value: Any) -> bytes:
@@ -159,10 +168,32 @@ def _decode_str_set(data: bytes) -> set[str]:
     return set(items)
 
 
+def _encode_int(value: int) -> bytes:
+    # Two's complement, big-endian, minimal length: exact for any size (str() is capped at 4300 digits).
+    return int(value).to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
+
+
 def _decode_int(data: bytes) -> int:
-    if not data or not data.lstrip(b"-").isdigit():
+    if not data:
         raise ValueError("stored value is not an int")
-    return int(data)
+    return int.from_bytes(data, "big", signed=True)
+
+
+def _canonical_decimal(value: Decimal) -> bytes:
+    if value.is_zero():
+        return b"0"
+    return str(value.normalize(_EXACT)).encode("ascii")
+
+
+def _canonical_datetime(value: datetime) -> bytes:
+    return value.astimezone(timezone.utc).isoformat().encode("ascii")
+
+
+def _decode_decimal(data: bytes) -> Decimal:
+    try:
+        return Decimal(data.decode("ascii"))
+    except (ArithmeticError, UnicodeDecodeError):
+        raise ValueError("stored value is not a Decimal") from None
 
 
 def _decode_bool(data: bytes) -> bool:
@@ -179,20 +210,19 @@ def _decode_float(data: bytes) -> float:
 
 
 _BUILTIN: dict[type, Codec[Any]] = {
-    str: Codec(1, "str", _encode_str, lambda data: data.decode("utf-8")),
-    bytes: Codec(2, "bytes", _checked(_expect(bytes, "bytes"), bytes), bytes),
-    int: Codec(3, "int", _checked(_expect(int, "int"), lambda v: str(v).encode("ascii")), _decode_int),
-    float: Codec(4, "float", _checked(_expect(float, "float"), _FLOAT.pack), _decode_float),
+    str: Codec(1, "str", (str,), str.encode, bytes.decode),
+    bytes: Codec(2, "bytes", (bytes,), bytes, bytes),
+    int: Codec(3, "int", (int,), _encode_int, _decode_int),
+    float: Codec(4, "float", (float,), _FLOAT.pack, _decode_float, lambda v: _FLOAT.pack(v + 0.0)),
     Decimal: Codec(
-        5, "Decimal", _checked(_expect(Decimal, "Decimal"), lambda v: str(v).encode("ascii")),
-        lambda data: Decimal(data.decode("ascii")),
+        5, "Decimal", (Decimal,), lambda v: str(v).encode("ascii"), _decode_decimal, _canonical_decimal
     ),
-    bool: Codec(6, "bool", _checked(_expect(bool, "bool"), lambda v: b"\x01" if v else b"\x00"), _decode_bool),
-    datetime: Codec(7, "datetime", _encode_datetime, _decode_datetime),
-    date: Codec(8, "date", _encode_date, lambda data: date.fromisoformat(data.decode("ascii"))),
+    bool: Codec(6, "bool", (bool,), lambda v: b"\x01" if v else b"\x00", _decode_bool),
+    datetime: Codec(7, "datetime", None, _encode_datetime, _decode_datetime, _canonical_datetime),
+    date: Codec(8, "date", None, _encode_date, lambda data: date.fromisoformat(data.decode("ascii"))),
     dict: _json_codec(dict, 9),
     list: _json_codec(list, 10),
-    set: Codec(11, "set[str]", _encode_str_set, _decode_str_set),
+    set: Codec(11, "set[str]", None, _encode_str_set, _decode_str_set),
 }
 _ATTRIBUTE_TAG = 12
 
@@ -204,17 +234,23 @@ def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
     attr_type = attribute.attr_type
 
     def encode(value: Any) -> bytes:
-        serialized = attribute.serialize(value)
+        try:
+            serialized = attribute.serialize(value)
+        except Exception:  # an attribute's own error may quote the value
+            raise TypeError(f"{type(attribute).__name__} cannot serialize a {type(value).__name__}") from None
         if serialized is None:
             raise ValueError(f"{type(attribute).__name__} serialized the value to nothing")
         av = {attr_type: serialized}
         return json.dumps(_to_json(av), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def decode(data: bytes) -> Any:
-        av = _from_json(json.loads(data.decode("utf-8")))
-        return attribute.deserialize(attribute.get_value(av))
+        try:
+            av = _from_json(json.loads(data.decode("utf-8")))
+            return attribute.deserialize(attribute.get_value(av))
+        except Exception:
+            raise ValueError(f"stored value is not a {type(attribute).__name__} value") from None
 
-    return Codec(_ATTRIBUTE_TAG, type(attribute).__name__, encode, decode)
+    return Codec(_ATTRIBUTE_TAG, type(attribute).__name__, None, encode, decode)
 
 
 def _to_json(av: Any) -> Any:

@@ -114,7 +114,7 @@ class Key:
             raise ValueError(f"key {key_id!r} is not a base64 string")
         try:
             secret = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except ValueError:
+        except ValueError:  # binascii.Error; its message may quote the input
             raise ValueError(f"key {key_id!r} is not valid base64") from None
         return cls(key_id, secret)
 

@@ -25,7 +25,8 @@ class Keyring:
 
     Derived per-(key, table, attribute) ciphers and HMAC keys are computed once and cached here.
 
-    :raises ConfigurationError: if two keys share an id, or the index key's id is also an encryption key's.
+    :raises ConfigurationError: if two keys share an id, or the index key shares an encryption key's id
+        or secret.
     """
 
     def __init__(self, primary: Key, *, index_key: Key, decrypt_only: tuple[Key, ...] = ()) -> None:
@@ -36,6 +37,8 @@ class Keyring:
             keys[key.id] = key
         if index_key.id in keys:
             raise ConfigurationError(f"the index key's id {index_key.id!r} is also an encryption key's id")
+        if any(index_key.same_secret_as(key) for key in keys.values()):
+            raise ConfigurationError("the index key must differ from every encryption key")
         self._primary = primary
         self._keys = keys
         self._index_key = index_key
@@ -66,8 +69,6 @@ class Keyring:
             old = tuple(Key(kid, secret) for kid, secret in (decrypt_only or {}).items())
         except ValueError as exc:
             raise ConfigurationError(f"invalid local keyring: {exc}") from None
-        if any(index.same_secret_as(k) for k in (primary, *old)):
-            raise ConfigurationError("the index key must differ from every encryption key")
         return cls(primary, index_key=index, decrypt_only=old)
 
     @classmethod
@@ -82,14 +83,18 @@ class Keyring:
         :raises ConfigurationError: naming ``source`` and what is wrong, never the key bytes.
         """
         try:
-            if not text.startswith(_ENV_PREFIX):
+            if not isinstance(text, str) or not text.startswith(_ENV_PREFIX):
                 raise ValueError(f"it does not start with {_ENV_PREFIX!r}")
             payload = text[len(_ENV_PREFIX):].strip()
-            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            try:
+                data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+                # These errors quote the input they choke on; the input is secret.
+                raise ValueError("it is not base64url-encoded JSON") from None
             if not isinstance(data, dict) or not isinstance(data.get("keys"), dict):
                 raise ValueError("it has no 'keys' object")
             keys = {kid: Key.from_base64(check_key_id(kid), secret) for kid, secret in data["keys"].items()}
-            primary = keys.pop(data.get("primary"), None)
+            primary = keys.pop(data.get("primary"), None) if isinstance(data.get("primary"), str) else None
             if primary is None:
                 raise ValueError("its primary key id is not one of its keys")
             index = data.get("index")
@@ -97,9 +102,9 @@ class Keyring:
                 raise ValueError("it has no 'index' object")
             index_key = Key.from_base64(check_key_id(index.get("id")), index.get("key"))
             old = tuple(keys.values())
-        except (ValueError, binascii.Error, UnicodeDecodeError, AttributeError, TypeError) as exc:
+            return cls(primary, index_key=index_key, decrypt_only=old)
+        except (ValueError, ConfigurationError) as exc:
             raise ConfigurationError(f"{source} is not a valid pynamodb-stash keyring: {exc}") from None
-        return cls(primary, index_key=index_key, decrypt_only=old)
 
     @classmethod
     def from_env(cls, name: str = ENV_VAR) -> Keyring:

@@ -11,7 +11,8 @@ ciphertext). The companion ``HmacAttribute`` covers keys, conditions and the sch
 from __future__ import annotations
 
 import copy
-from decimal import Decimal, InvalidOperation
+import inspect
+from decimal import Context, Decimal, InvalidOperation
 from typing import (
     Any,
     ClassVar,
@@ -40,6 +41,7 @@ from pynamodb.exceptions import AttributeNullError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
+from pynamodb.indexes import Index
 from pynamodb.models import MetaModel, Model
 from pynamodb.pagination import ResultIterator
 
@@ -62,6 +64,7 @@ from .exceptions import (
 )
 
 _M = TypeVar("_M", bound="EncryptedModel")
+_KEY_NUMBERS = Context(prec=100)
 _RESERVED_SUFFIXES = (SOURCE_SUFFIX, HMAC_SUFFIX)
 _PLAIN_ONLY = (VersionAttribute, TTLAttribute, DiscriminatorAttribute)
 
@@ -89,8 +92,6 @@ def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) 
                 namespace[name] = _fresh_copy(attribute)
 
     for name, value in list(namespace.items()):
-        if isinstance(value, Attribute) and not isinstance(value, (EncryptedAttribute, HmacAttribute)):
-            _check_plain_attribute(model_name, name, value)
         if not isinstance(value, EncryptedAttribute):
             continue
         where = f"{model_name}.{name}"
@@ -133,8 +134,7 @@ def _fresh_copy(field: EncryptedAttribute[Any]) -> EncryptedAttribute[Any]:
 
 def _check_plain_attribute(model_name: str, name: str, attribute: Attribute[Any]) -> None:
     where = f"{model_name}.{name}"
-    stored = attribute.attr_name or name
-    if stored.endswith(_RESERVED_SUFFIXES) or name.endswith(_RESERVED_SUFFIXES):
+    if attribute.attr_name.endswith(_RESERVED_SUFFIXES) or name.endswith(_RESERVED_SUFFIXES):
         raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
     if _contains_encrypted(attribute):
         raise ConfigurationError(
@@ -165,6 +165,8 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
         if isinstance(attribute, EncryptedAttribute):
             attribute.model = cls
             fields[name] = attribute
+        elif not isinstance(attribute, HmacAttribute) or not attribute.is_companion:
+            _check_plain_attribute(cls.__name__, name, attribute)
     for attribute in cls.get_attributes().values():
         if isinstance(attribute, HmacAttribute) and attribute.is_companion:
             field = fields[attribute.of or ""]
@@ -172,18 +174,59 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
             field.hmac_attribute = attribute
     cls._stash_fields = fields
 
-    for index in cls._indexes.values():
-        index_name = type(index).__name__
-        for attr_name, attribute in index.Meta.attributes.items():
-            if not isinstance(attribute, HmacAttribute):
-                continue
-            where = f"{cls.__name__}: {index_name}.{attr_name}"
-            target = fields.get(attribute.of or "")
-            if target is None or target.hmac_attribute is None:
-                raise ConfigurationError(
-                    f"{where} refers to {attribute.of!r}, which is not an EncryptedAttribute with equality=True"
-                )
-            attribute.bind(target, where=where)
+    stored_names = {f.attr_name for f in fields.values()}
+    stored_names.update(f.hmac_attribute.attr_name for f in fields.values() if f.hmac_attribute is not None)
+    for member, index in list(vars(cls).items()) + [
+        (name, index) for name, index in inspect.getmembers(cls) if name not in vars(cls)
+    ]:
+        if isinstance(index, Index) and cls._indexes.get(index.Meta.index_name) is index:
+            _own_index(cls, member, index, fields, stored_names)
+
+
+def _own_index(
+    cls: type[EncryptedModel],
+    member: str,
+    index: Index[Any],
+    fields: Dict[str, EncryptedAttribute[Any]],
+    stored_names: set[str],
+) -> None:
+    """Give the model its own copy of an index keyed on HMACs, bound to the model's fields.
+
+    An index class's attributes are shared by every model that declares it (a base and its subclasses,
+    or models on several tables), while an HMAC depends on the model's table and keyring.
+    """
+    index_class = type(index)
+    copies: Dict[str, Any] = {}
+    for attr_name, attribute in index_class.Meta.attributes.items():
+        where = f"{cls.__name__}: {index_class.__name__}.{attr_name}"
+        if isinstance(attribute, EncryptedAttribute) or (
+            not isinstance(attribute, HmacAttribute) and attribute.attr_name in stored_names
+        ):
+            # A plain index attribute on x__hmac would send key values unhashed.
+            raise ConfigurationError(f"{where}: declare an index key on an encrypted attribute as HmacAttribute")
+        if not isinstance(attribute, HmacAttribute):
+            continue
+        target = fields.get(attribute.of or "")
+        if target is None or target.hmac_attribute is None:
+            raise ConfigurationError(
+                f"{where} refers to {attribute.of!r}, which is not an EncryptedAttribute with equality=True"
+            )
+        own = copy.copy(attribute)
+        own.attr_path = list(attribute.attr_path)
+        own.field = None
+        own.bind(target, where=where)
+        copies[attr_name] = own
+        table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+        if table:
+            scope = (table, target.logical_name, target.hmac_scope, id(getattr(cls.Meta, "keyring", None)))
+            attribute.bind_shared(target, scope, where=where)
+    if not copies:
+        return
+    namespace = {"Meta": type("Meta", (index_class.Meta,), {}), "__module__": index_class.__module__, **copies}
+    owned: Index[Any] = type(index_class.__name__, (index_class,), namespace)()
+    owned._model = cls
+    setattr(cls, member, owned)
+    cls._indexes[owned.Meta.index_name] = owned
 
 
 class _Plan:
@@ -262,9 +305,11 @@ class _FieldRuntime:
         """
         try:
             plaintext = self.codec.encode(value)
+            if self._hasher is None:
+                return plaintext, None
+            return plaintext, self._hasher.digest(self.codec.hmac_input(value, plaintext))
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{self.where}: {exc}") from None
-        return plaintext, self._hasher.digest(plaintext) if self._hasher is not None else None
 
     def seal(self, plaintext: bytes, item_key: bytes, digest: Optional[str]) -> bytes:
         return self._sealer.seal(plaintext, item_key if digest is None else _with_digest(item_key, digest))
@@ -332,13 +377,14 @@ def _with_digest(item_key: bytes, digest: str) -> bytes:
 def encode_key_value(attr_type: str, value: Any) -> bytes:
     """One serialized key value as ``type letter | u16 length | bytes``.
 
-    Numbers are normalized, because DynamoDB returns ``"1"`` for a stored ``"1.0"``.
+    Numbers are normalized, because DynamoDB returns ``"1"`` for a stored ``"1.0"`` and ``"0"`` for ``"-0"``.
     """
     if attr_type == STRING:
         data = value.encode("utf-8")
     elif attr_type == NUMBER:
         try:
-            data = str(Decimal(value).normalize()).encode("ascii")
+            number = Decimal(value)  # DynamoDB keeps 38 significant digits, drops -0 and trailing zeros
+            data = b"0" if number.is_zero() else str(number.normalize(_KEY_NUMBERS)).encode("ascii")
         except InvalidOperation:
             data = str(value).encode("utf-8")
     else:
@@ -563,9 +609,11 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     )
                 expanded.append(action)
                 continue
-            field = runtime_fields.get(action.attribute.python_name)
-            if field is None or field.field is not action.attribute:
-                raise UnsupportedQueryError(f"{action.attribute._describe()}: this action belongs to another model")
+            declared = action.attribute
+            field = runtime_fields.get(declared.python_name)
+            if field is None or declared.model is None or not isinstance(self, declared.model):
+                # A base model's attribute is fine on a subclass instance (which copies its fields).
+                raise UnsupportedQueryError(f"{declared._describe()}: this action belongs to another model")
             source_path = Path(field.field)
             if action.value is None:
                 expanded.append(RemoveAction(source_path))
@@ -601,8 +649,16 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             return None
         if isinstance(attributes_to_get, str):
             attributes_to_get = [attributes_to_get]
-        fields_by_name = {name: f for name, f in cls._stash_fields.items()}
-        fields_by_name.update({f.logical_name: f for f in cls._stash_fields.values()})
+        models: List[type[EncryptedModel]] = [cls]
+        discriminator = cls._get_discriminator_attribute()
+        if discriminator is not None:  # a query on a base model returns its subclasses' fields too
+            models += [m for m in discriminator.get_registered_subclasses(cls) if issubclass(m, EncryptedModel)]
+        fields_by_name: Dict[str, EncryptedAttribute[Any]] = {}
+        for model in reversed(models):
+            for name, f in model._stash_fields.items():
+                fields_by_name.update(dict.fromkeys((name, f.logical_name, f.attr_name), f))
+                if f.hmac_attribute is not None:
+                    fields_by_name[f.hmac_attribute.attr_name] = f
         names: List[str] = []
         for entry in attributes_to_get:
             if isinstance(entry, Attribute):

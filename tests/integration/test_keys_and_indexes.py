@@ -13,9 +13,17 @@ from typing import Any
 import boto3
 import pytest
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.expressions.operand import Path
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
 
-from pynamodb_stash import EncryptedAttribute, EncryptedModel, HmacAttribute, HmacDigest, Keyring
+from pynamodb_stash import (
+    EncryptedAttribute,
+    EncryptedModel,
+    HmacAttribute,
+    HmacDigest,
+    Keyring,
+    UnsupportedQueryError,
+)
 
 REGION = "us-east-1"
 
@@ -182,17 +190,17 @@ def client(ddb_url: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def Account(ddb_url: str, keyring: Keyring) -> Iterator[Any]:  # noqa: N802
+def Account(ddb_url: str, keyring: Keyring) -> Iterator[Any]:
     yield from created(define_account(ddb_url, unique("keys_accounts"), keyring))
 
 
 @pytest.fixture(scope="module")
-def Membership(ddb_url: str, keyring: Keyring) -> Iterator[Any]:  # noqa: N802
+def Membership(ddb_url: str, keyring: Keyring) -> Iterator[Any]:
     yield from created(define_membership(ddb_url, unique("keys_members"), keyring))
 
 
 @pytest.fixture(scope="module")
-def User(ddb_url: str, keyring: Keyring) -> Iterator[Any]:  # noqa: N802
+def User(ddb_url: str, keyring: Keyring) -> Iterator[Any]:
     yield from created(define_user(ddb_url, unique("keys_users"), keyring))
 
 
@@ -210,7 +218,7 @@ def new_email(tag: str = "mail") -> str:
 # -- table hash key = HMAC ----------------------------------------------------------------------------
 
 
-def test_hmac_hash_key_schema(Account: Any, client: Any) -> None:  # noqa: N803
+def test_hmac_hash_key_schema(Account: Any, client: Any) -> None:
     table = describe(client, Account.Meta.table_name)
     assert table["KeySchema"] == [{"AttributeName": "email__hmac", "KeyType": "HASH"}]
     definitions = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
@@ -222,7 +230,7 @@ def test_hmac_hash_key_schema(Account: Any, client: Any) -> None:  # noqa: N803
     assert Account.email__hmac.is_hash_key and not Account.email.is_hash_key
 
 
-def test_positional_constructor_save_and_get_by_plaintext(Account: Any, client: Any) -> None:  # noqa: N803
+def test_positional_constructor_save_and_get_by_plaintext(Account: Any, client: Any) -> None:
     email = new_email("alice")
     account = Account(email, name="Alice Secret", phone="+1-555-0100", plan="pro")
     assert account.email == email
@@ -231,7 +239,14 @@ def test_positional_constructor_save_and_get_by_plaintext(Account: Any, client: 
     digest = Account.email.hmac(email)
     raw = raw_item(client, Account.Meta.table_name, {"email__hmac": {"S": digest}})
     assert raw is not None
-    assert set(raw) == {"email__hmac", "email__source", "name__source", "phone__source", "phone__hmac", "plan"}
+    assert set(raw) == {
+        "email__hmac",
+        "email__source",
+        "name__source",
+        "phone__source",
+        "phone__hmac",
+        "plan",
+    }
     assert raw["email__source"].keys() == {"B"}
     assert raw["phone__hmac"] == {"S": Account.phone.hmac("+1-555-0100")}
     assert_no_plaintext(raw, email, "Alice Secret", "+1-555-0100", "secret-domain")
@@ -245,13 +260,13 @@ def test_positional_constructor_save_and_get_by_plaintext(Account: Any, client: 
         Account.get(new_email("nobody"))
 
 
-def test_keyword_constructor_with_hmac_key(Account: Any) -> None:  # noqa: N803
+def test_keyword_constructor_with_hmac_key(Account: Any) -> None:
     email = new_email("kw")
     Account(email=email, name="Keyword").save()
     assert Account.get(email).name == "Keyword"
 
 
-def test_batch_get_query_and_count_by_plaintext_hash_key(Account: Any) -> None:  # noqa: N803
+def test_batch_get_query_and_count_by_plaintext_hash_key(Account: Any) -> None:
     emails = [new_email(f"batch{n}") for n in range(3)]
     for n, email in enumerate(emails):
         Account(email, name=f"Batch {n}").save()
@@ -265,7 +280,7 @@ def test_batch_get_query_and_count_by_plaintext_hash_key(Account: Any) -> None: 
     assert Account.count(new_email("none")) == 0
 
 
-def test_refresh_update_and_delete_with_hmac_hash_key(Account: Any, client: Any) -> None:  # noqa: N803
+def test_refresh_update_and_delete_with_hmac_hash_key(Account: Any, client: Any) -> None:
     email = new_email("crud")
     account = Account(email, name="Before")
     account.save()
@@ -280,14 +295,20 @@ def test_refresh_update_and_delete_with_hmac_hash_key(Account: Any, client: Any)
     assert (account.name, account.plan) == ("Updated", "gold")
     assert Account.get(email).name == "Updated"
 
-    account.delete()
-    assert raw_item(client, Account.Meta.table_name, {"email__hmac": {"S": Account.email.hmac(email)}}) is None
+    by_digest = Account(HmacDigest(Account.email.hmac(email)))
+    by_digest.refresh()
+    assert (by_digest.email, by_digest.name) == (email, "Updated")
+
+    Account(HmacDigest(Account.email.hmac(email))).delete()
+    assert (
+        raw_item(client, Account.Meta.table_name, {"email__hmac": {"S": Account.email.hmac(email)}}) is None
+    )
     with pytest.raises(Account.DoesNotExist):
         Account.get(email)
 
 
 def test_keys_only_gsi_results_hold_digests_and_can_be_refreshed_updated_deleted(
-    Account: Any, client: Any  # noqa: N803
+    Account: Any, client: Any
 ) -> None:
     phone = f"+44-{uuid.uuid4().int % 10**8:08d}"
     emails = [new_email("keysonly") for _ in range(3)]
@@ -324,7 +345,7 @@ def test_keys_only_gsi_results_hold_digests_and_can_be_refreshed_updated_deleted
 # -- table range key = HMAC ---------------------------------------------------------------------------
 
 
-def test_hmac_range_key(Membership: Any, client: Any) -> None:  # noqa: N803
+def test_hmac_range_key(Membership: Any, client: Any) -> None:
     table = describe(client, Membership.Meta.table_name)
     assert table["KeySchema"] == [
         {"AttributeName": "org", "KeyType": "HASH"},
@@ -337,7 +358,9 @@ def test_hmac_range_key(Membership: Any, client: Any) -> None:  # noqa: N803
         Membership(org, member, role=f"secret-role-{n}").save()
 
     raw = raw_item(
-        client, Membership.Meta.table_name, {"org": {"S": org}, "member__hmac": {"S": Membership.member.hmac(members[0])}}
+        client,
+        Membership.Meta.table_name,
+        {"org": {"S": org}, "member__hmac": {"S": Membership.member.hmac(members[0])}},
     )
     assert raw is not None
     assert raw["member__source"].keys() == {"B"}
@@ -377,7 +400,7 @@ def test_hmac_range_key(Membership: Any, client: Any) -> None:  # noqa: N803
 # -- GSIs ---------------------------------------------------------------------------------------------
 
 
-def test_gsi_hmac_schema(User: Any, client: Any) -> None:  # noqa: N803
+def test_gsi_hmac_schema(User: Any, client: Any) -> None:
     table = describe(client, User.Meta.table_name)
     indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
     assert indexes["EmailIndex"]["KeySchema"] == [{"AttributeName": "email__hmac", "KeyType": "HASH"}]
@@ -389,7 +412,7 @@ def test_gsi_hmac_schema(User: Any, client: Any) -> None:  # noqa: N803
     assert definitions == {"pk": "S", "email__hmac": "S", "team__hmac": "S", "joined": "N"}
 
 
-def test_gsi_query_and_count_by_plaintext(User: Any) -> None:  # noqa: N803
+def test_gsi_query_and_count_by_plaintext(User: Any) -> None:
     email = new_email("gsi")
     User(pk=unique("u"), email=email, name="Gsi User").save()
     User(pk=unique("u"), email=new_email("gsi-other"), name="Other").save()
@@ -404,10 +427,12 @@ def test_gsi_query_and_count_by_plaintext(User: Any) -> None:  # noqa: N803
     assert list(User.email_index.query(new_email("absent"))) == []
 
 
-def test_gsi_with_hmac_hash_and_plain_range_key(User: Any) -> None:  # noqa: N803
+def test_gsi_with_hmac_hash_and_plain_range_key(User: Any) -> None:
     team = unique("team")
     for joined in (5, 1, 9, 3):
-        User(pk=unique("t"), email=new_email("team"), name=f"Joined {joined}", team=team, joined=joined).save()
+        User(
+            pk=unique("t"), email=new_email("team"), name=f"Joined {joined}", team=team, joined=joined
+        ).save()
     User(pk=unique("t"), email=new_email("team"), name="Elsewhere", team=unique("team"), joined=4).save()
 
     assert [u.joined for u in User.team_index.query(team)] == [1, 3, 5, 9]
@@ -417,10 +442,14 @@ def test_gsi_with_hmac_hash_and_plain_range_key(User: Any) -> None:  # noqa: N80
     ]
     assert User.team_index.count(team) == 4
     assert User.team_index.count(team, User.joined.between(2, 6)) == 2
-    assert [u.joined for u in User.team_index.query(team, limit=2)] == [1, 3]
+    first_page = User.team_index.query(team, limit=2)
+    assert [u.joined for u in first_page] == [1, 3]
+    lek = first_page.last_evaluated_key
+    assert lek is not None and lek["team__hmac"] == {"S": User.team.hmac(team)}
+    assert [u.joined for u in User.team_index.query(team, last_evaluated_key=lek)] == [5, 9]
 
 
-def test_hmac_method_equals_stored_value_and_works_with_boto3(User: Any, client: Any) -> None:  # noqa: N803
+def test_hmac_method_equals_stored_value_and_works_with_boto3(User: Any, client: Any) -> None:
     email = new_email("boto")
     pk = unique("boto")
     User(pk=pk, email=email, name="Boto User").save()
@@ -445,7 +474,7 @@ def test_hmac_method_equals_stored_value_and_works_with_boto3(User: Any, client:
     assert [item["pk"]["S"] for item in scanned["Items"]] == [pk]
 
 
-def test_same_value_in_two_attributes_gets_different_hmacs(User: Any, client: Any) -> None:  # noqa: N803
+def test_same_value_in_two_attributes_gets_different_hmacs(User: Any, client: Any) -> None:
     email = new_email("twice")
     pk = unique("twice")
     User(pk=pk, email=email, backup_email=email, name="Twice").save()
@@ -461,7 +490,7 @@ def test_same_value_in_two_attributes_gets_different_hmacs(User: Any, client: An
 
 
 def test_lsi_with_hmac_range_key(document_models: tuple[Any, Any], client: Any) -> None:
-    Document, SsnIndex = document_models  # noqa: N806
+    Document, SsnIndex = document_models
     table = describe(client, Document.Meta.table_name)
     (lsi,) = table["LocalSecondaryIndexes"]
     assert lsi["KeySchema"] == [
@@ -551,7 +580,7 @@ def define_measurement(url: str, table: str, kr: Keyring) -> Any:
 
 
 @pytest.fixture(scope="module")
-def Measurement(ddb_url: str, keyring: Keyring) -> Iterator[Any]:  # noqa: N802
+def Measurement(ddb_url: str, keyring: Keyring) -> Iterator[Any]:
     yield from created(define_measurement(ddb_url, unique("keys_numbers"), keyring))
 
 
@@ -561,10 +590,61 @@ def Measurement(ddb_url: str, keyring: Keyring) -> Iterator[Any]:  # noqa: N802
     ids=repr,
 )
 def test_numeric_keys_as_dynamodb_normalizes_them_still_decrypt(
-    Measurement: Any, sensor: float, at: float  # noqa: N803
+    Measurement: Any, sensor: float, at: float
 ) -> None:
     """DynamoDB returns numbers in its own canonical form ("1" for "1.0", "0" for "-0.0"); the key bound
     into the ciphertext at write time must match the one rebuilt from what DynamoDB returns."""
     Measurement(sensor, at, reading=f"reading {sensor} {at}").save()
     assert Measurement.get(sensor, at).reading == f"reading {sensor} {at}"
     assert [m.reading for m in Measurement.query(sensor, Measurement.at == at)] == [f"reading {sensor} {at}"]
+    Measurement(sensor, at).update(actions=[Measurement.reading.set("updated")])
+    assert Measurement.get(sensor, at).reading == "updated"
+
+
+# -- custom stored names ------------------------------------------------------------------------------
+
+
+def test_custom_attr_name_and_index_hmac_declared_with_of(
+    ddb_url: str, table_name: str, keyring: Keyring, client: Any
+) -> None:
+    tbl, kr = table_name, keyring
+
+    class ByMail(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "ByMail"
+            projection = AllProjection()
+
+        mail = HmacAttribute(of="email", hash_key=True)
+
+    class Profile(EncryptedModel):
+        class Meta:
+            table_name = tbl
+            host = ddb_url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = EncryptedAttribute(str, equality=True, attr_name="em")
+        by_mail = ByMail()
+
+    for _ in created(Profile):
+        table = describe(client, tbl)
+        assert {d["AttributeName"] for d in table["AttributeDefinitions"]} == {"pk", "em__hmac"}
+        Profile(pk="p1", email="custom@secret-names.example").save()
+        raw = raw_item(client, tbl, {"pk": {"S": "p1"}})
+        assert raw is not None and set(raw) == {"pk", "em__source", "em__hmac"}
+        assert raw["em__hmac"] == {"S": Profile.email.hmac("custom@secret-names.example")}
+
+        assert [p.pk for p in Profile.by_mail.query("custom@secret-names.example")] == ["p1"]
+        assert [p.pk for p in Profile.scan(Profile.email == "custom@secret-names.example")] == ["p1"]
+        assert [p.email for p in Profile.by_mail.scan()] == ["custom@secret-names.example"]
+        for projection in (["email"], ["em"], [Profile.email]):
+            assert Profile.get("p1", attributes_to_get=projection).email == "custom@secret-names.example"
+
+        profile = Profile.get("p1")
+        profile.update(actions=[Profile.email.set("renamed@secret-names.example")])
+        assert [p.pk for p in Profile.by_mail.query("renamed@secret-names.example")] == ["p1"]
+        assert list(Profile.by_mail.query("custom@secret-names.example")) == []
+        with pytest.raises(UnsupportedQueryError):
+            profile.update(actions=[Path("em__hmac").remove()])

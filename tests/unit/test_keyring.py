@@ -1,0 +1,461 @@
+"""Keyrings: construction, export/import, rotation, and how a model finds its keyring."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pynamodb.attributes import UnicodeAttribute
+
+import pynamodb_stash
+from pynamodb_stash import (
+    ConfigurationError,
+    DecryptionError,
+    EncryptedAttribute,
+    EncryptedModel,
+    Key,
+    KeyNotFoundError,
+    Keyring,
+    _keyring,
+    configure,
+)
+from pynamodb_stash._crypto import InvalidCiphertext, read_key_id
+
+ENV_VAR = "PYNAMODB_STASH_KEYRING"
+PREFIX = "stash-keyring:v1:"
+K1 = bytes(range(32))
+K2 = bytes(range(32, 64))
+K3 = bytes(range(64, 96))
+IDX = bytes(range(200, 232))
+ITEM_KEY = b"S\x00\x02u1"
+
+
+@pytest.fixture(autouse=True)
+def _clean_global_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(_keyring, "_env_cache", None)
+    configure(keyring=None)
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("unit tests must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    yield
+    configure(keyring=None)
+
+
+def secret_forms(*secrets: bytes) -> list[str]:
+    forms = []
+    for secret in secrets:
+        forms += [
+            repr(secret)[2:-1],
+            secret.hex(),
+            base64.b64encode(secret).decode(),
+            base64.b64encode(secret).decode().rstrip("="),
+            base64.urlsafe_b64encode(secret).decode().rstrip("="),
+        ]
+    return forms
+
+
+def assert_no_secrets(message: str, *secrets: bytes) -> None:
+    for form in secret_forms(*secrets):
+        assert form not in message
+
+
+def make_model(keyring: Keyring | None = None, *, table: str = "Users", name: str = "User") -> Any:
+    meta = type("Meta", (), {"table_name": table, "host": "http://127.0.0.1:9", "keyring": keyring})
+    return type(
+        name,
+        (EncryptedModel,),
+        {
+            "Meta": meta,
+            "pk": UnicodeAttribute(hash_key=True),
+            "email": EncryptedAttribute(str, equality=True),
+            "name": EncryptedAttribute(str, null=True),
+        },
+    )
+
+
+def written_key_id(model: Any, **values: Any) -> str:
+    item = model(pk="u1", email="alice@example.com", **values).serialize()
+    return read_key_id(item["email__source"]["B"])
+
+
+def encoded(data: Any) -> str:
+    return PREFIX + base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def b64(secret: bytes) -> str:
+    return base64.urlsafe_b64encode(secret).decode().rstrip("=")
+
+
+# -- Keyring.local ---------------------------------------------------------------------------------------
+
+
+def test_local_keyring_ids() -> None:
+    keyring = Keyring.local(K1, index_key=IDX, decrypt_only={"k0": K2, "old": K3})
+    assert keyring.primary_key_id == "k1"
+    assert keyring.key_ids[0] == "k1"
+    assert set(keyring.key_ids) == {"k1", "k0", "old"}
+    assert keyring.index_key_id == "idx1"
+    custom = Keyring.local(K1, index_key=IDX, key_id="enc-2024", index_key_id="hmac-2024")
+    assert custom.primary_key_id == "enc-2024"
+    assert custom.index_key_id == "hmac-2024"
+
+
+@pytest.mark.parametrize("length", [0, 16, 31, 33, 64])
+def test_local_rejects_wrong_key_lengths(length: int) -> None:
+    bad = bytes(range(100, 100 + length))
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.local(bad, index_key=IDX)
+    assert_no_secrets(str(excinfo.value), IDX, *( [bad] if bad else []))
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.local(K1, index_key=bad)
+    assert_no_secrets(str(excinfo.value), K1, *( [bad] if bad else []))
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.local(K1, index_key=IDX, decrypt_only={"k0": bad})
+    assert_no_secrets(str(excinfo.value), K1, IDX, *( [bad] if bad else []))
+
+
+@pytest.mark.parametrize("key", [K1.hex(), bytearray(K1), None, list(K1)])
+def test_local_rejects_non_bytes_keys(key: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        Keyring.local(key, index_key=IDX)
+
+
+def test_local_rejects_index_key_equal_to_encryption_key() -> None:
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.local(K1, index_key=K1)
+    assert_no_secrets(str(excinfo.value), K1)
+    with pytest.raises(ConfigurationError):
+        Keyring.local(K1, index_key=K2, decrypt_only={"k0": K2})
+
+
+def test_local_rejects_clashing_ids() -> None:
+    with pytest.raises(ConfigurationError):
+        Keyring.local(K1, index_key=IDX, decrypt_only={"k1": K2})
+    with pytest.raises(ConfigurationError):
+        Keyring.local(K1, index_key=IDX, key_id="same", index_key_id="same")
+    with pytest.raises(ConfigurationError):
+        Keyring.local(K1, index_key=IDX, index_key_id="k0", decrypt_only={"k0": K2})
+
+
+@pytest.mark.parametrize("key_id", ["", "has space", "a" * 65, "ключ"])
+def test_local_rejects_bad_key_ids(key_id: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Keyring.local(K1, index_key=IDX, key_id=key_id)
+    with pytest.raises(ConfigurationError):
+        Keyring.local(K1, index_key=IDX, index_key_id=key_id)
+    with pytest.raises(ConfigurationError):
+        Keyring.local(K1, index_key=IDX, decrypt_only={key_id: K2})
+
+
+def test_constructor_rejects_clashing_ids() -> None:
+    with pytest.raises(ConfigurationError):
+        Keyring(Key("k1", K1), index_key=Key("idx", IDX), decrypt_only=(Key("k1", K2),))
+    with pytest.raises(ConfigurationError):
+        Keyring(Key("k1", K1), index_key=Key("k1", IDX))
+
+
+# -- generate / export / from_string ---------------------------------------------------------------------
+
+
+def test_generate_gives_fresh_keys() -> None:
+    a, b = Keyring.generate(), Keyring.generate()
+    assert a.primary_key_id == "k1"
+    assert a.index_key_id == "idx1"
+    assert a.export_secret_string() != b.export_secret_string()
+    custom = Keyring.generate(key_id="k7", index_key_id="i7")
+    assert (custom.primary_key_id, custom.index_key_id, custom.key_ids) == ("k7", "i7", ("k7",))
+
+
+def test_generate_does_not_reuse_the_encryption_key_as_index_key() -> None:
+    data = json.loads(base64.urlsafe_b64decode(Keyring.generate().export_secret_string()[len(PREFIX):] + "=="))
+    assert data["index"]["key"] != data["keys"]["k1"]
+
+
+def test_export_from_string_round_trip_keeps_ids() -> None:
+    original = Keyring.local(K1, index_key=IDX, key_id="k2", decrypt_only={"k1": K2, "k0": K3})
+    text = original.export_secret_string()
+    assert text.startswith(PREFIX)
+    restored = Keyring.from_string(text)
+    assert restored.primary_key_id == "k2"
+    assert set(restored.key_ids) == {"k2", "k1", "k0"}
+    assert restored.key_ids[0] == "k2"
+    assert restored.index_key_id == "idx1"
+    assert restored.export_secret_string() == text
+
+
+def test_restored_keyring_decrypts_what_the_original_wrote() -> None:
+    original = Keyring.generate()
+    restored = Keyring.from_string(original.export_secret_string())
+    blob = original.encrypting_cipher("Users", "email").seal(b"alice", ITEM_KEY)
+    assert restored.decrypting_cipher("k1", "Users", "email").open(blob, ITEM_KEY) == b"alice"
+    assert original.hasher("table", "Users", "email").digest(b"alice") == restored.hasher(
+        "table", "Users", "email"
+    ).digest(b"alice")
+
+    writer, reader = make_model(original, name="Writer"), make_model(restored, name="Reader")
+    raw = writer(pk="u1", email="alice@example.com", name="Alice").serialize()
+    user = reader.from_raw_data(raw)
+    assert (user.email, user.name) == ("alice@example.com", "Alice")
+    assert writer.email.hmac("alice@example.com") == reader.email.hmac("alice@example.com")
+
+
+def test_from_string_accepts_surrounding_newline() -> None:
+    text = Keyring.generate().export_secret_string()
+    assert Keyring.from_string(text + "\n").primary_key_id == "k1"
+
+
+def test_from_string_rejects_index_key_equal_to_an_encryption_key() -> None:
+    """``Keyring.local`` refuses this; the string form (what production deploys use) must too."""
+    text = encoded({"primary": "k1", "keys": {"k1": b64(K1)}, "index": {"id": "idx1", "key": b64(K1)}})
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.from_string(text)
+    assert_no_secrets(str(excinfo.value), K1)
+
+
+# -- from_env --------------------------------------------------------------------------------------------
+
+
+def test_from_env_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.from_env()
+    assert ENV_VAR in str(excinfo.value)
+    monkeypatch.setenv(ENV_VAR, "")
+    with pytest.raises(ConfigurationError):
+        Keyring.from_env()
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.from_env("MY_APP_KEYRING_NOT_SET")
+    assert "MY_APP_KEYRING_NOT_SET" in str(excinfo.value)
+
+
+def test_from_env_reads_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Keyring.local(K1, index_key=IDX, key_id="env1")
+    monkeypatch.setenv(ENV_VAR, original.export_secret_string())
+    assert Keyring.from_env().primary_key_id == "env1"
+    monkeypatch.setenv("OTHER_KEYRING", Keyring.local(K2, index_key=IDX, key_id="other").export_secret_string())
+    assert Keyring.from_env("OTHER_KEYRING").primary_key_id == "other"
+
+
+VALID = {"primary": "k1", "keys": {"k1": b64(K1), "k0": b64(K2)}, "index": {"id": "idx1", "key": b64(IDX)}}
+MALFORMED = {
+    "no-prefix": b64(K1),
+    "other-prefix": "stash-keyring:v2:" + encoded(VALID)[len(PREFIX):],
+    "prefix-only": PREFIX,
+    "not-base64": PREFIX + "!!!!@@@@",
+    "bad-base64-length": PREFIX + "A",
+    "not-json": PREFIX + base64.urlsafe_b64encode(b"k1=" + K1).decode(),
+    "not-utf8": PREFIX + base64.urlsafe_b64encode(b"\xff\xfe" + K1).decode(),
+    "json-list": encoded([VALID]),
+    "no-keys": encoded({k: v for k, v in VALID.items() if k != "keys"}),
+    "keys-not-object": encoded({**VALID, "keys": [b64(K1)]}),
+    "no-primary": encoded({k: v for k, v in VALID.items() if k != "primary"}),
+    "primary-not-a-key": encoded({**VALID, "primary": "k9"}),
+    "primary-unhashable": encoded({**VALID, "primary": ["k1"]}),
+    "short-key": encoded({**VALID, "keys": {"k1": b64(K1[:31]), "k0": b64(K2)}}),
+    "long-key": encoded({**VALID, "keys": {"k1": b64(K1 + K2), "k0": b64(K2)}}),
+    "key-not-string": encoded({**VALID, "keys": {"k1": list(K1), "k0": b64(K2)}}),
+    "bad-key-id": encoded({**VALID, "keys": {"k1": b64(K1), "bad id": b64(K2)}}),
+    "no-index": encoded({k: v for k, v in VALID.items() if k != "index"}),
+    "index-not-object": encoded({**VALID, "index": b64(IDX)}),
+    "index-short": encoded({**VALID, "index": {"id": "idx1", "key": b64(IDX[:20])}}),
+    "index-bad-id": encoded({**VALID, "index": {"id": "", "key": b64(IDX)}}),
+    "index-id-clash": encoded({**VALID, "index": {"id": "k0", "key": b64(IDX)}}),
+    "truncated": encoded(VALID)[:-12],
+}
+
+
+@pytest.mark.parametrize("text", MALFORMED.values(), ids=MALFORMED.keys())
+def test_from_env_malformed(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv(ENV_VAR, text)
+    with pytest.raises(ConfigurationError) as excinfo:
+        Keyring.from_env()
+    message = str(excinfo.value)
+    assert ENV_VAR in message
+    assert_no_secrets(message, K1, K2, IDX, K1[:31], IDX[:20], K1 + K2)
+    assert text[len(PREFIX):][:16] not in message or len(text) <= len(PREFIX) + 4
+    assert excinfo.value.__cause__ is None
+
+
+def test_valid_fixture_is_valid() -> None:
+    """The malformed cases above are variations of a keyring that does load."""
+    keyring = Keyring.from_string(encoded(VALID))
+    assert keyring.primary_key_id == "k1"
+
+
+# -- rotation --------------------------------------------------------------------------------------------
+
+
+def test_decrypt_only_keys_read_old_values_and_new_values_use_the_primary() -> None:
+    old = Keyring.local(K1, index_key=IDX, key_id="k1")
+    new = Keyring.local(K2, index_key=IDX, key_id="k2", decrypt_only={"k1": K1})
+    blob = old.encrypting_cipher("Users", "email").seal(b"old value", ITEM_KEY)
+    assert read_key_id(blob) == "k1"
+    assert new.decrypting_cipher("k1", "Users", "email").open(blob, ITEM_KEY) == b"old value"
+    fresh = new.encrypting_cipher("Users", "email").seal(b"new value", ITEM_KEY)
+    assert read_key_id(fresh) == "k2"
+    with pytest.raises(InvalidCiphertext):
+        new.decrypting_cipher("k2", "Users", "email").open(blob, ITEM_KEY)
+
+
+def test_rotation_through_a_model() -> None:
+    old = Keyring.local(K1, index_key=IDX, key_id="k1")
+    new = Keyring.local(K2, index_key=IDX, key_id="k2", decrypt_only={"k1": K1})
+    before, after = make_model(old, name="Before"), make_model(new, name="After")
+    raw_old = before(pk="u1", email="alice@example.com", name="Alice").serialize()
+    user = after.from_raw_data(raw_old)
+    assert (user.email, user.name) == ("alice@example.com", "Alice")
+    assert written_key_id(after) == "k2"
+    # The index key did not change, so HMACs (and every index) stay valid across rotation.
+    assert before.email.hmac("alice@example.com") == after.email.hmac("alice@example.com")
+    raw_new = after(pk="u1", email="alice@example.com", name="Alice").serialize()
+    with pytest.raises(KeyNotFoundError) as excinfo:
+        before.from_raw_data(raw_new)
+    assert "k2" in str(excinfo.value)
+    assert excinfo.value.code == "key_not_found"
+
+
+def test_unknown_key_id_names_the_id() -> None:
+    keyring = Keyring.local(K1, index_key=IDX)
+    with pytest.raises(KeyNotFoundError) as excinfo:
+        keyring.decrypting_cipher("retired-2019", "Users", "email")
+    assert "retired-2019" in str(excinfo.value)
+    assert_no_secrets(str(excinfo.value), K1, IDX)
+    with pytest.raises(KeyNotFoundError):
+        keyring.decrypting_cipher("idx1", "Users", "email")  # the index key never decrypts
+
+
+def test_unknown_key_id_through_a_model_names_the_id_and_model() -> None:
+    writer = make_model(Keyring.local(K1, index_key=IDX, key_id="legacy-7"), name="Writer")
+    reader = make_model(Keyring.local(K2, index_key=IDX, key_id="k2"), name="Reader")
+    raw = writer(pk="u1", email="alice@example.com").serialize()
+    with pytest.raises(KeyNotFoundError) as excinfo:
+        reader.from_raw_data(raw)
+    message = str(excinfo.value)
+    assert "legacy-7" in message
+    assert "Reader" in message
+    assert "alice@example.com" not in message
+
+
+def test_same_ids_different_secrets_fail_to_decrypt() -> None:
+    writer = make_model(Keyring.local(K1, index_key=IDX), name="Writer")
+    reader = make_model(Keyring.local(K2, index_key=IDX), name="Reader")
+    raw = writer(pk="u1", email="alice@example.com").serialize()
+    with pytest.raises(DecryptionError):
+        reader.from_raw_data(raw)
+
+
+# -- where a model finds its keyring ---------------------------------------------------------------------
+
+
+def test_resolution_order_meta_then_configure_then_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = Keyring.local(K1, index_key=IDX, key_id="meta1")
+    configured = Keyring.local(K2, index_key=IDX, key_id="conf1")
+    env = Keyring.local(K3, index_key=IDX, key_id="env1")
+    with_meta, without_meta = make_model(meta, name="WithMeta"), make_model(None, name="WithoutMeta")
+
+    monkeypatch.setenv(ENV_VAR, env.export_secret_string())
+    assert written_key_id(without_meta) == "env1"
+    assert written_key_id(with_meta) == "meta1"
+
+    configure(keyring=configured)
+    assert written_key_id(without_meta) == "conf1"
+    assert written_key_id(with_meta) == "meta1"
+
+    configure(keyring=None)
+    assert written_key_id(without_meta) == "env1"
+
+    monkeypatch.delenv(ENV_VAR)
+    configure(keyring=configured)
+    assert written_key_id(without_meta) == "conf1"
+
+
+def test_env_keyring_follows_changes_of_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = make_model(None)
+    monkeypatch.setenv(ENV_VAR, Keyring.local(K1, index_key=IDX, key_id="first").export_secret_string())
+    assert written_key_id(model) == "first"
+    monkeypatch.setenv(ENV_VAR, Keyring.local(K2, index_key=IDX, key_id="second").export_secret_string())
+    assert written_key_id(model) == "second"
+
+
+def test_configured_keyring_reads_and_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(keyring=Keyring.local(K1, index_key=IDX))
+    model = make_model(None)
+    raw = model(pk="u1", email="alice@example.com", name="Alice").serialize()
+    assert model.from_raw_data(raw).name == "Alice"
+    assert pynamodb_stash.configure is configure
+
+
+@pytest.mark.parametrize("bad", ["stash-keyring:v1:...", b"bytes", object(), Key("k1", K1)])
+def test_configure_rejects_non_keyrings(bad: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        configure(keyring=bad)
+
+
+def test_configure_takes_a_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        configure(Keyring.generate())  # type: ignore[call-arg]
+
+
+def test_no_keyring_fails_at_first_use_not_at_class_creation() -> None:
+    model = make_model(None, name="Orphan")  # no error here
+    assert model.get_attributes()["email"].attr_name == "email__source"
+    with pytest.raises(ConfigurationError) as excinfo:
+        model(pk="u1", email="alice@example.com").serialize()
+    assert "Orphan" in str(excinfo.value)
+    assert ENV_VAR in str(excinfo.value)
+    raw = make_model(Keyring.generate(), name="Writer")(pk="u1", email="alice@example.com").serialize()
+    with pytest.raises(ConfigurationError):
+        model.from_raw_data(raw)
+    with pytest.raises(ConfigurationError):
+        model.email == "alice@example.com"  # noqa: B015
+    with pytest.raises(ConfigurationError):
+        model.email.hmac("alice@example.com")
+
+
+def test_malformed_env_keyring_fails_at_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, MALFORMED["short-key"])
+    model = make_model(None, name="Misconfigured")  # no error here
+    with pytest.raises(ConfigurationError) as excinfo:
+        model(pk="u1", email="alice@example.com").serialize()
+    assert ENV_VAR in str(excinfo.value)
+    assert_no_secrets(str(excinfo.value), K1, K1[:31], K2, IDX)
+
+
+@pytest.mark.parametrize("bad", ["not a keyring", Key("k1", K1), {"keys": {}}])
+def test_meta_keyring_of_the_wrong_type_fails_at_first_use(bad: Any) -> None:
+    meta = type("Meta", (), {"table_name": "Users", "keyring": bad})
+    model = type(
+        "BadMeta",
+        (EncryptedModel,),
+        {"Meta": meta, "pk": UnicodeAttribute(hash_key=True), "email": EncryptedAttribute(str)},
+    )
+    with pytest.raises(ConfigurationError) as excinfo:
+        model(pk="u1", email="alice@example.com").serialize()
+    assert "BadMeta" in str(excinfo.value)
+
+
+# -- printing --------------------------------------------------------------------------------------------
+
+
+def test_keyring_repr_has_ids_only() -> None:
+    keyring = Keyring.local(K1, index_key=IDX, key_id="k2", index_key_id="hmac1", decrypt_only={"k1": K2})
+    text = repr(keyring)
+    for key_id in ("k2", "k1", "hmac1"):
+        assert key_id in text
+    assert_no_secrets(text, K1, K2, IDX)
+    assert_no_secrets(str(keyring), K1, K2, IDX)
+    assert keyring.export_secret_string()[len(PREFIX):][:20] not in text
+
+
+def test_generated_keyring_repr_has_no_secrets() -> None:
+    keyring = Keyring.generate()
+    data = json.loads(base64.urlsafe_b64decode(keyring.export_secret_string()[len(PREFIX):] + "=="))
+    for secret in (data["keys"]["k1"], data["index"]["key"]):
+        assert secret not in repr(keyring)
+        assert base64.urlsafe_b64decode(secret + "=").hex() not in repr(keyring)

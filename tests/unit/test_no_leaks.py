@@ -1,0 +1,313 @@
+"""Errors raised in realistic misuse never carry a plaintext, ciphertext, HMAC or key byte.
+
+Each test provokes an error the way an application would (a wrong value, a tampered item, a retired
+key, a broken environment variable) and checks the message, the args and the whole printed traceback
+(which shows chained exceptions) for every form the secret could take.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import traceback
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Callable
+
+import pytest
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+
+from pynamodb_stash import (
+    ConfigurationError,
+    DecryptionError,
+    EncryptedAttribute,
+    EncryptedModel,
+    EncryptionError,
+    KeyNotFoundError,
+    Keyring,
+    StashError,
+    _keyring,
+    configure,
+)
+
+ENV_VAR = "PYNAMODB_STASH_KEYRING"
+MARKER = "PLAINTEXT-MARKER-c0ffee-4242"
+KEY = bytes(range(7, 39))
+OLD_KEY = bytes(range(50, 82))
+INDEX_KEY = bytes(range(120, 152))
+KEYRING = Keyring.local(KEY, index_key=INDEX_KEY, key_id="k2", decrypt_only={"k1": OLD_KEY})
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("unit tests must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(_keyring, "_env_cache", None)
+    configure(keyring=None)
+    yield
+    configure(keyring=None)
+
+
+def make_user(keyring: Keyring | None = KEYRING, *, name: str = "User", note: Any = None) -> Any:
+    meta = type("Meta", (), {"table_name": "Users", "host": "http://127.0.0.1:9", "keyring": keyring})
+    return type(
+        name,
+        (EncryptedModel,),
+        {
+            "Meta": meta,
+            "pk": UnicodeAttribute(hash_key=True),
+            "email": EncryptedAttribute(str, equality=True),
+            "name": EncryptedAttribute(str, null=True),
+            "age": EncryptedAttribute(int, null=True),
+            "born": EncryptedAttribute(datetime, null=True),
+            "profile": EncryptedAttribute(dict, null=True),
+            "tags": EncryptedAttribute(set, null=True),
+            "note": EncryptedAttribute(note if note is not None else UnicodeAttribute(), null=True),
+        },
+    )
+
+
+User = make_user()
+
+
+def forms(data: bytes) -> list[str]:
+    """Every textual form bytes might be printed in."""
+    out = [
+        repr(data)[2:-1],
+        data.hex(),
+        base64.b64encode(data).decode(),
+        base64.b64encode(data).decode().rstrip("="),
+        base64.urlsafe_b64encode(data).decode(),
+        base64.urlsafe_b64encode(data).decode().rstrip("="),
+        data.decode("latin-1"),
+    ]
+    return [f for f in out if len(f) >= 8]
+
+
+KEY_FORMS = [f for key in (KEY, OLD_KEY, INDEX_KEY) for f in forms(key)]
+
+
+def assert_clean(error: BaseException, *, texts: tuple[str, ...] = (), blobs: tuple[bytes, ...] = ()) -> None:
+    assert isinstance(error, StashError), f"expected a StashError, got {type(error).__name__}: {error}"
+    printed = "".join(traceback.format_exception(error))
+    places = [str(error), repr(error), printed, *(str(a) for a in error.args)]
+    secrets = [MARKER, *texts, *KEY_FORMS, *(f for blob in blobs for f in forms(blob))]
+    for place in places:
+        for secret in secrets:
+            assert secret not in place, f"{secret!r} leaked into {place!r}"
+
+
+def raised(action: Callable[[], Any]) -> BaseException:
+    try:
+        action()
+    except BaseException as error:  # noqa: BLE001 - the test inspects whatever comes out
+        return error
+    raise AssertionError("no error was raised")
+
+
+def base_item(**values: Any) -> dict[str, dict[str, Any]]:
+    fields = {"email": f"{MARKER}@example.com", "name": MARKER, "age": 4242}
+    fields.update(values)
+    return User(pk="u1", **fields).serialize()
+
+
+# -- wrong values ----------------------------------------------------------------------------------------
+
+WRONG_VALUES = {
+    "str-for-int": {"age": MARKER},
+    "bool-for-int": {"age": True},
+    "bytes-for-str": {"name": MARKER.encode()},
+    "int-for-str": {"name": 4242424242},
+    "naive-datetime": {"born": datetime(1987, 6, 5, 4, 3, 2)},
+    "str-for-datetime": {"born": MARKER},
+    "tuple-in-dict": {"profile": {"k": (MARKER,)}},
+    "non-str-key": {"profile": {4242: MARKER}},
+    "bytes-in-dict": {"profile": {"k": MARKER.encode()}},
+    "set-with-int": {"tags": {MARKER, 4242}},
+    "list-for-set": {"tags": [MARKER]},
+    "str-for-str-set": {"tags": MARKER},
+}
+
+
+@pytest.mark.parametrize("values", WRONG_VALUES.values(), ids=WRONG_VALUES.keys())
+def test_wrong_value_on_save(values: dict[str, Any]) -> None:
+    user = User(pk="u1", email="a@example.com", **values)
+    error = raised(user.serialize)
+    assert isinstance(error, EncryptionError)
+    (value,) = values.values()
+    assert_clean(error, texts=(repr(value), str(value)))
+    assert "User" in str(error)
+    assert list(values)[0] in str(error)
+
+
+@pytest.mark.parametrize("values", WRONG_VALUES.values(), ids=WRONG_VALUES.keys())
+def test_wrong_value_in_an_update(values: dict[str, Any]) -> None:
+    ((name, value),) = values.items()
+    user = User(pk="u1", email="a@example.com")
+    action = getattr(User, name).set(value)
+    error = raised(lambda: user.get_update_kwargs_from_instance([action]))
+    assert isinstance(error, EncryptionError)
+    assert_clean(error, texts=(repr(value), str(value)))
+
+
+@pytest.mark.parametrize("value", [MARKER.encode(), 4242424242, [MARKER]], ids=["bytes", "int", "list"])
+def test_wrong_value_in_a_condition(value: Any) -> None:
+    error = raised(lambda: User.email == value)
+    assert isinstance(error, EncryptionError)
+    assert_clean(error, texts=(repr(value), str(value)))
+
+
+@pytest.mark.parametrize("value", [MARKER, 4242424242], ids=["str", "int"])
+def test_wrong_value_for_an_attribute_codec(value: Any) -> None:
+    """EncryptedAttribute(UTCDateTimeAttribute()) given a non-datetime: EncryptionError, like builtin types."""
+    model = make_user(name="WithDates", note=UTCDateTimeAttribute())
+    user = model(pk="u1", email="a@example.com", note=value)
+    error = raised(user.serialize)
+    assert isinstance(error, EncryptionError)
+    assert_clean(error, texts=(str(value),))
+
+
+# -- tampered items --------------------------------------------------------------------------------------
+
+
+def _flip(blob: bytes, position: int) -> bytes:
+    tampered = bytearray(blob)
+    tampered[position] ^= 0x5A
+    return bytes(tampered)
+
+
+def test_tampered_ciphertext_via_from_raw_data() -> None:
+    item = base_item()
+    original = item["name__source"]["B"]
+    for position in range(len(original)):
+        tampered_blob = _flip(original, position)
+        tampered = dict(item, name__source={"B": tampered_blob})
+        error = raised(lambda tampered=tampered: User.from_raw_data(tampered))
+        assert isinstance(error, (DecryptionError, KeyNotFoundError)), position
+        assert_clean(error, blobs=(original, tampered_blob, item["email__source"]["B"]),
+                     texts=(item["email__hmac"]["S"],))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda item, other: dict(item, name__source=other["name__source"]),
+        lambda item, other: dict(item, email__source=other["email__source"]),
+        lambda item, other: dict(item, email__hmac=other["email__hmac"]),
+        lambda item, other: dict(item, email__source=item["name__source"]),
+        lambda item, other: dict(item, name__source={"B": item["name__source"]["B"][:-1]}),
+        lambda item, other: dict(item, name__source={"B": item["name__source"]["B"] + b"\x00"}),
+        lambda item, other: dict(item, name__source={"S": MARKER}),
+        lambda item, other: dict(item, name__source={"B": MARKER.encode()}),
+        lambda item, other: dict(item, name__source={"B": b"\x01\x02k1" + MARKER.encode()}),
+        lambda item, other: dict(item, pk={"S": "u2"}),
+        lambda item, other: {k: v for k, v in item.items() if k != "pk"},
+    ],
+    ids=["swap-name", "swap-email", "swap-hmac", "cross-attribute", "truncated", "extended", "string",
+         "not-a-ciphertext", "fake-header", "moved-item", "no-key"],
+)
+def test_tampered_item_errors_are_clean(tamper: Callable[[Any, Any], Any]) -> None:
+    item = base_item()
+    other = User(pk="u2", email=f"other-{MARKER}@example.com", name=f"other-{MARKER}", age=1).serialize()
+    tampered = tamper(item, other)
+    error = raised(lambda: User.from_raw_data(tampered))
+    assert isinstance(error, DecryptionError)
+    blobs = tuple(v["B"] for d in (item, other) for v in d.values() if "B" in v)
+    hmacs = tuple(v["S"] for d in (item, other) for k, v in d.items() if k.endswith("__hmac"))
+    assert_clean(error, blobs=blobs, texts=hmacs)
+    assert "User" in str(error)
+
+
+# -- keys ------------------------------------------------------------------------------------------------
+
+
+def test_unknown_key_id() -> None:
+    writer = make_user(Keyring.local(OLD_KEY, index_key=INDEX_KEY, key_id="retired-2019"), name="Writer")
+    item = writer(pk="u1", email=f"{MARKER}@example.com", name=MARKER).serialize()
+    error = raised(lambda: User.from_raw_data(item))
+    assert isinstance(error, KeyNotFoundError)
+    assert "retired-2019" in str(error)
+    assert_clean(error, blobs=(item["email__source"]["B"], item["name__source"]["B"]),
+                 texts=(item["email__hmac"]["S"],))
+
+
+def test_same_key_id_other_secret() -> None:
+    writer = make_user(Keyring.local(bytes(32), index_key=INDEX_KEY, key_id="k2"), name="Writer")
+    item = writer(pk="u1", email=f"{MARKER}@example.com").serialize()
+    error = raised(lambda: User.from_raw_data(item))
+    assert isinstance(error, DecryptionError)
+    assert_clean(error, blobs=(item["email__source"]["B"], bytes(32)), texts=(item["email__hmac"]["S"],))
+
+
+def _keyring_text(data: dict[str, Any]) -> str:
+    return "stash-keyring:v1:" + base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+GOOD = KEYRING.export_secret_string()
+MALFORMED_ENV = {
+    "truncated": GOOD[:-7],
+    "corrupted": GOOD[:40] + "!" + GOOD[41:],
+    "missing-prefix": GOOD[len("stash-keyring:v1:"):],
+    "short-key": _keyring_text({"primary": "k2", "keys": {"k2": _b64(KEY[:31])},
+                                "index": {"id": "idx1", "key": _b64(INDEX_KEY)}}),
+    "long-index-key": _keyring_text({"primary": "k2", "keys": {"k2": _b64(KEY)},
+                                     "index": {"id": "idx1", "key": _b64(INDEX_KEY + KEY)}}),
+    "primary-missing": _keyring_text({"primary": "k9", "keys": {"k2": _b64(KEY)},
+                                      "index": {"id": "idx1", "key": _b64(INDEX_KEY)}}),
+    "bad-key-id": _keyring_text({"primary": "k2", "keys": {"k2": _b64(KEY), "bad id": _b64(OLD_KEY)},
+                                 "index": {"id": "idx1", "key": _b64(INDEX_KEY)}}),
+    "raw-key": _b64(KEY),
+    "hex-key": KEY.hex(),
+}
+
+
+@pytest.mark.parametrize("text", MALFORMED_ENV.values(), ids=MALFORMED_ENV.keys())
+def test_malformed_keyring_environment_variable(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv(ENV_VAR, text)
+    model = make_user(None, name="FromEnv")
+    error = raised(lambda: model(pk="u1", email=f"{MARKER}@example.com").serialize())
+    assert isinstance(error, ConfigurationError)
+    assert ENV_VAR in str(error)
+    assert_clean(error, blobs=(KEY[:31], INDEX_KEY + KEY), texts=(text, text[17:57]))
+    error = raised(lambda: Keyring.from_env())
+    assert isinstance(error, ConfigurationError)
+    assert_clean(error, blobs=(KEY[:31], INDEX_KEY + KEY), texts=(text, text[17:57]))
+
+
+# -- a changed declaration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "new_codec",
+    [UTCDateTimeAttribute(), NumberAttribute()],
+    ids=lambda a: type(a).__name__,
+)
+def test_reading_with_a_changed_attribute_codec(new_codec: Any) -> None:
+    """A field's codec changed (UnicodeAttribute -> another Attribute): DecryptionError, no plaintext."""
+    item = base_item(note=MARKER)
+    changed = make_user(name="User", note=new_codec)
+    error = raised(lambda: changed.from_raw_data(item))
+    assert isinstance(error, DecryptionError)
+    assert_clean(error, blobs=(item["note__source"]["B"],))
+
+
+@pytest.mark.parametrize("new_type", [int, bytes, datetime, dict, set], ids=lambda t: t.__name__)
+def test_reading_with_a_changed_builtin_type(new_type: type) -> None:
+    item = base_item()
+    meta = type("Meta", (), {"table_name": "Users", "keyring": KEYRING})
+    changed = type(
+        "User",
+        (EncryptedModel,),
+        {"Meta": meta, "pk": UnicodeAttribute(hash_key=True), "name": EncryptedAttribute(new_type, null=True)},
+    )
+    error = raised(lambda: changed.from_raw_data({"pk": item["pk"], "name__source": item["name__source"]}))
+    assert isinstance(error, DecryptionError)
+    assert_clean(error, blobs=(item["name__source"]["B"],))
