@@ -5,7 +5,7 @@ encrypted before they leave the process, stored as ``x__source`` (ciphertext) an
 ``equality=True``, ``x__hmac`` (a keyed HMAC that keys, indexes and conditions can use with plaintext).
 """
 
-from ._attributes import EncryptedAttribute, HmacAttribute, HmacDigest
+from ._attributes import EncryptedAttribute, EncryptedMapAttribute, HmacAttribute, HmacDigest
 from ._crypto import Key
 from ._keyring import Keyring, configure
 from ._model import EncryptedModel
@@ -24,6 +24,7 @@ __all__ = [
     "ConfigurationError",
     "DecryptionError",
     "EncryptedAttribute",
+    "EncryptedMapAttribute",
     "EncryptedModel",
     "EncryptionError",
     "HmacAttribute",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 
-from pynamodb.attributes import Attribute
+from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
 from pynamodb.constants import BINARY, STRING
 from pynamodb.expressions.condition import Comparison, In
 from pynamodb.expressions.operand import Path, _Size
@@ -157,6 +157,8 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         self.logical_name = attr_name or ""
         self.model: type[EncryptedModel] | None = None
         self.hmac_attribute: HmacAttribute | None = None
+        self.stash_root: type[EncryptedModel] | None = None
+        """For a field of an EncryptedMapAttribute: the model the map is declared on."""
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.python_name = name
@@ -173,8 +175,16 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         return super().__get__(instance, owner)
 
     def _describe(self) -> str:
-        owner = self.model.__name__ if self.model is not None else "<unbound>"
-        return f"{owner}.{self.python_name}"
+        root = self.model or self.stash_root
+        owner = root.__name__ if root is not None else "<unbound>"
+        return f"{owner}.{self.python_name if len(self.attr_path) == 1 else self.template_path()}"
+
+    def template_path(self) -> str:
+        """The attribute's path in the item, without list indices: ``email``, ``profile.address.street``.
+
+        Ciphertexts and HMACs are bound to it.
+        """
+        return ".".join([*self.attr_path[:-1], self.logical_name])
 
     # The model encrypts and decrypts whole items (it knows the item's key; an attribute doesn't).
     # Anything else reaching these is a value outside its item, and must not be written or trusted.
@@ -190,21 +200,29 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
 
     # -- queries ------------------------------------------------------------------------------------
 
-    def _equality(self, operation: str) -> HmacAttribute:
-        if self.hmac_attribute is None:
+    def _equality(self, operation: str) -> Path:
+        """The path of ``x__hmac``, whose values are hashed; UnsupportedQueryError without equality."""
+        if not self.equality:
             raise UnsupportedQueryError(
                 f"{self._describe()}: {operation} needs EncryptedAttribute(..., equality=True)"
             )
-        return self.hmac_attribute
+        if self.hmac_attribute is not None and len(self.attr_path) == 1:
+            return Path(self.hmac_attribute)
+        return Path([*self.attr_path[:-1], self.logical_name + HMAC_SUFFIX])
+
+    def _hmac_value(self, value: Any) -> Any:
+        if len(self.attr_path) == 1:
+            return value  # the companion's own serialize hashes it
+        return {STRING: self.hmac(value)}
 
     def __eq__(self, other: Any) -> Comparison:  # type: ignore[override]
-        return cast(Comparison, self._equality("==") == other)
+        return cast(Comparison, self._equality("==") == self._hmac_value(other))
 
     def __ne__(self, other: Any) -> Comparison:  # type: ignore[override]
-        return cast(Comparison, self._equality("!=") != other)
+        return cast(Comparison, self._equality("!=") != self._hmac_value(other))
 
     def is_in(self, *values: Any) -> In:
-        return self._equality("is_in()").is_in(*values)
+        return self._equality("is_in()").is_in(*(self._hmac_value(value) for value in values))
 
     def hmac(self, value: _T) -> str:
         """The string stored in ``<name>__hmac`` for ``value``, for use with boto3 or the AWS CLI.
@@ -212,7 +230,13 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         :raises UnsupportedQueryError: if the attribute has no ``equality=True``.
         :raises EncryptionError: if ``value`` is not of the declared type.
         """
-        return self._equality("hmac()").serialize(value)
+        self._equality("hmac()")
+        if self.hmac_attribute is not None and len(self.attr_path) == 1:
+            return self.hmac_attribute.serialize(value)
+        root = self.stash_root
+        if root is None:
+            raise ConfigurationError(f"{self._describe()} is not part of a model")
+        return root._stash_runtime().by_path[self.template_path()].digest(value)
 
     # -- updates ------------------------------------------------------------------------------------
 
@@ -225,23 +249,26 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
 
 
 class PendingEncryptedAction(Action):
-    """``x.set(v)`` or ``x.remove()`` on an encrypted attribute, waiting for the item it applies to.
+    """``x.set(v)`` or ``x.remove()`` on an encrypted attribute or map, waiting for its item.
 
-    ``EncryptedModel.update`` and ``TransactWrite.update`` expand it into actions on ``x__source`` and
-    ``x__hmac``. Anywhere else it refuses to serialize, so nothing can write it unencrypted.
+    ``EncryptedModel.update`` and ``TransactWrite.update`` expand it into actions on the stored
+    attributes. Anywhere else it refuses to serialize, so nothing can write it unencrypted.
     """
 
     format_string = "{0} = <encrypted>"
 
-    def __init__(self, attribute: EncryptedAttribute[Any], value: Any) -> None:
-        if value is not None and isinstance(value, (Attribute, Path, Action)):
-            attribute._unsupported("set() from another attribute or expression")
-        hmac_attribute = attribute.hmac_attribute
+    def __init__(self, attribute: EncryptedAttribute[Any] | EncryptedMapAttribute, value: Any) -> None:
+        is_map_value = isinstance(value, MapAttribute) and value._is_attribute_container()  # type: ignore[no-untyped-call]
+        if isinstance(value, (Attribute, Path, Action)) and not is_map_value:
+            raise UnsupportedQueryError(
+                f"{attribute._describe()}: set() from another attribute or expression is not supported"
+            )
+        hmac_attribute = getattr(attribute, "hmac_attribute", None)
         if hmac_attribute is not None and (hmac_attribute.is_hash_key or hmac_attribute.is_range_key):
             raise UnsupportedQueryError(
                 f"{attribute._describe()} is part of the table's primary key and cannot be updated"
             )
-        super().__init__(Path(attribute))
+        super().__init__(Path(attribute.attr_path))
         self.attribute = attribute
         self.value = value
 
@@ -368,6 +395,103 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
 
     def remove(self) -> NoReturn:
         self._unsupported("remove() on an HMAC (remove the encrypted attribute instead)")
+
+
+class EncryptedMapAttribute(MapAttribute[str, Any]):
+    """A typed map whose :class:`EncryptedAttribute` fields are encrypted one by one.
+
+    Declare fields as on a PynamoDB ``MapAttribute``; ``EncryptedAttribute`` fields are encrypted,
+    others stay plain, at any depth (a map in a map) and inside ``ListAttribute(of=...)``. The stored
+    value keeps its nesting (``profile -> address -> street__source``), and each ciphertext is bound to
+    its full path, list positions included, as well as to the item: a nested value moved to another
+    attribute, list element or item fails to decrypt.
+
+    An ``equality=True`` field gets ``<name>__hmac`` beside it, usable in conditions and filters
+    (``User.profile.ssn == "123-45-6789"``); DynamoDB cannot index nested attributes, so a nested field
+    cannot be a table or index key.
+
+    :raises ConfigurationError: at class creation, for a nested key or an unsupported declaration.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            where = f"{cls.__name__}.{name}"
+            if isinstance(value, Attribute) and not isinstance(value, (EncryptedAttribute, EncryptedMapAttribute)):
+                element = getattr(value, "element_type", None)
+                nested_list = isinstance(element, type) and issubclass(element, EncryptedMapAttribute)
+                if not nested_list and contains_encrypted(value):
+                    raise ConfigurationError(
+                        f"{where}: encrypted fields inside a plain {type(value).__name__} would be stored "
+                        "without their item; nested encryption needs EncryptedMapAttribute"
+                    )
+            if not isinstance(value, EncryptedAttribute):
+                continue
+            if value.is_hash_key or value.is_range_key:
+                raise ConfigurationError(f"{where}: DynamoDB cannot use a nested attribute as a key")
+            if value.logical_name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX)):
+                raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
+            if value.equality:
+                companion_name = name + HMAC_SUFFIX
+                if companion_name in vars(cls):
+                    raise ConfigurationError(f"{cls.__name__}.{companion_name} clashes with the HMAC of {where}")
+                companion = HmacAttribute(of=name, attr_name=value.logical_name + HMAC_SUFFIX)
+                companion.is_companion = True
+                companion.field = value
+                value.hmac_attribute = companion
+                setattr(cls, companion_name, companion)
+                companion.__set_name__(cls, companion_name)
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        super().__set_name__(owner, name)
+        if hasattr(owner, "_stash_runtime"):
+            _root_local_copies(self, owner)
+
+    def _describe(self) -> str:
+        root = getattr(self, "_stash_root", None)
+        return f"{root.__name__ if root else '<unbound>'}.{'.'.join(self.attr_path)}"
+
+    # The model encrypts whole items; a map value reaching these is outside its item.
+    def serialize(self, values: Any, *, null_check: bool = True) -> NoReturn:
+        raise UnsupportedQueryError(f"{self._describe()} can only be encrypted as part of its item")
+
+    def deserialize(self, values: Any) -> NoReturn:
+        raise UnsupportedQueryError(f"{self._describe()} can only be decrypted as part of its item")
+
+    def set(self, value: Any) -> Action:  # type: ignore[override]
+        """An update action that encrypts the whole map for the item it is applied to (None removes)."""
+        return PendingEncryptedAction(self, value)
+
+    def remove(self) -> Action:  # type: ignore[override]
+        return PendingEncryptedAction(self, None)
+
+
+def contains_encrypted(attribute: Any, depth: int = 0) -> bool:
+    """Whether a plain map or list attribute holds encrypted fields, which it would store unbound."""
+    if isinstance(attribute, (EncryptedAttribute, EncryptedMapAttribute)):
+        return True
+    if depth > 32:
+        return False
+    if isinstance(attribute, MapAttribute):
+        return any(contains_encrypted(a, depth + 1) for a in type(attribute).get_attributes().values())
+    if isinstance(attribute, ListAttribute) and isinstance(attribute.element_type, type):
+        element = attribute.element_type
+        if issubclass(element, (EncryptedAttribute, EncryptedMapAttribute)):
+            return True
+        if issubclass(element, MapAttribute):
+            return any(contains_encrypted(a, depth + 1) for a in element.get_attributes().values())
+    return False
+
+
+def _root_local_copies(attribute: MapAttribute[Any, Any], root: type[Any]) -> None:
+    """Tell the expression copies of a model's map attribute (``User.profile.ssn``) their model."""
+    attribute._stash_root = root
+    for name in type(attribute).get_attributes():
+        local = attribute.__dict__.get(name)
+        if isinstance(local, EncryptedAttribute):
+            local.stash_root = root
+        elif isinstance(local, MapAttribute):
+            _root_local_copies(local, root)
 
 
 def _refuse_size_of_encrypted_attributes() -> None:

@@ -20,6 +20,7 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Mapping,
     NamedTuple,
     Optional,
     Sequence,
@@ -50,9 +51,11 @@ from ._attributes import (
     HMAC_SUFFIX,
     SOURCE_SUFFIX,
     EncryptedAttribute,
+    EncryptedMapAttribute,
     HmacAttribute,
     HmacDigest,
     PendingEncryptedAction,
+    contains_encrypted,
 )
 from ._keyring import Keyring, resolve_keyring
 from .exceptions import (
@@ -136,27 +139,11 @@ def _check_plain_attribute(model_name: str, name: str, attribute: Attribute[Any]
     where = f"{model_name}.{name}"
     if attribute.attr_name.endswith(_RESERVED_SUFFIXES) or name.endswith(_RESERVED_SUFFIXES):
         raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
-    if _contains_encrypted(attribute):
+    if contains_encrypted(attribute):
         raise ConfigurationError(
-            f"{where}: an EncryptedAttribute inside a plain {type(attribute).__name__} would not be bound "
-            "to its path; nested encryption needs EncryptedMapAttribute"
+            f"{where}: encrypted fields inside a plain {type(attribute).__name__} would be stored without "
+            "their item; nested encryption needs EncryptedMapAttribute"
         )
-
-
-def _contains_encrypted(attribute: Any, depth: int = 0) -> bool:
-    if depth > 32:
-        return False
-    if isinstance(attribute, EncryptedAttribute):
-        return True
-    if isinstance(attribute, MapAttribute):
-        return any(_contains_encrypted(a, depth + 1) for a in type(attribute).get_attributes().values())
-    if isinstance(attribute, ListAttribute) and attribute.element_type is not None:
-        element = attribute.element_type
-        if issubclass(element, EncryptedAttribute):
-            return True
-        if issubclass(element, MapAttribute):
-            return any(_contains_encrypted(a, depth + 1) for a in element.get_attributes().values())
-    return False
 
 
 def _bind_schema(cls: type[EncryptedModel]) -> None:
@@ -165,7 +152,7 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
         if isinstance(attribute, EncryptedAttribute):
             attribute.model = cls
             fields[name] = attribute
-        elif not isinstance(attribute, HmacAttribute) or not attribute.is_companion:
+        elif _nested_kind(attribute) is None and not (isinstance(attribute, HmacAttribute) and attribute.is_companion):
             _check_plain_attribute(cls.__name__, name, attribute)
     for attribute in cls.get_attributes().values():
         if isinstance(attribute, HmacAttribute) and attribute.is_companion:
@@ -236,20 +223,26 @@ class _Plan:
     plain one (so the value can be read from and written to ``attribute_values`` directly).
     """
 
-    __slots__ = ("plain", "fields", "has_defaults", "hash_key", "range_key")
+    __slots__ = ("plain", "nested", "fields", "has_defaults", "hash_key", "range_key")
 
     def __init__(self, cls: type[EncryptedModel]) -> None:
         plain = []
+        nested = []
         for name, attribute in cls.get_attributes().items():
             if isinstance(attribute, (EncryptedAttribute, HmacAttribute)) and (
                 not isinstance(attribute, HmacAttribute) or attribute.is_companion
             ):
+                continue
+            map_class = _nested_kind(attribute)
+            if map_class is not None:
+                nested.append((name, attribute, attribute.attr_name, map_class, isinstance(attribute, ListAttribute)))
                 continue
             kind = type(attribute)
             direct = kind.__get__ is Attribute.__get__ and kind.__set__ is Attribute.__set__
             container = isinstance(attribute, (ListAttribute, MapAttribute))
             plain.append((name, attribute, attribute.attr_name, attribute.attr_type, direct, container))
         self.plain = tuple(plain)
+        self.nested = tuple(nested)
         self.fields = tuple(cls._stash_fields.values())
         self.has_defaults = any(
             a.default is not None or a.default_for_new is not None for a in cls.get_attributes().values()
@@ -277,13 +270,16 @@ class _FieldRuntime:
     """One encrypted field under one keyring and logical table: its ciphers and HMAC key, cached."""
 
     __slots__ = (
-        "field", "name", "source", "hmac", "hmac_python", "is_key", "null", "codec", "where",
+        "field", "path", "name", "source", "hmac", "hmac_python", "is_key", "null", "codec", "where",
         "_keyring", "_table", "_sealer", "_openers", "_hasher",
     )
 
-    def __init__(self, cls: type[EncryptedModel], field: EncryptedAttribute[Any], keyring: Keyring, table: str) -> None:
+    def __init__(
+        self, cls: type[EncryptedModel], field: EncryptedAttribute[Any], keyring: Keyring, table: str, path: str
+    ) -> None:
         companion = field.hmac_attribute
         self.field = field
+        self.path = path
         self.name = field.python_name
         self.source = field.attr_name
         self.hmac = companion.attr_name if companion is not None else None
@@ -291,12 +287,20 @@ class _FieldRuntime:
         self.is_key = companion is not None and (companion.is_hash_key or companion.is_range_key)
         self.null = field.null
         self.codec = field.codec
-        self.where = f"{cls.__name__}.{field.python_name}"
+        self.where = f"{cls.__name__}.{field.python_name if path == field.logical_name else path}"
         self._keyring = keyring
         self._table = table
-        self._sealer = keyring.encrypting_cipher(table, field.logical_name)
+        self._sealer = keyring.encrypting_cipher(table, path)
         self._openers: Dict[bytes, _crypto.FieldCipher] = {}
-        self._hasher = keyring.hasher(*cls._stash_hmac_scope(field)) if companion is not None else None
+        self._hasher = keyring.hasher(*cls._stash_hmac_scope(field, path)) if field.equality else None
+
+    def digest(self, value: Any) -> str:
+        """The HMAC of ``value``. :raises EncryptionError: if ``value`` is not of the declared type."""
+        assert self._hasher is not None, "only equality fields have an HMAC"
+        try:
+            return self._hasher.digest(self.codec.hmac_input(value))
+        except (TypeError, ValueError) as exc:
+            raise EncryptionError(f"{self.where}: {exc}") from None
 
     def encode(self, value: Any) -> Tuple[bytes, Optional[str]]:
         """The typed plaintext of ``value`` and, for an equality field, its HMAC.
@@ -311,10 +315,13 @@ class _FieldRuntime:
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{self.where}: {exc}") from None
 
-    def seal(self, plaintext: bytes, item_key: bytes, digest: Optional[str]) -> bytes:
-        return self._sealer.seal(plaintext, item_key if digest is None else _with_digest(item_key, digest))
+    def seal(self, plaintext: bytes, item_key: bytes, digest: Optional[str], positions: bytes = b"") -> bytes:
+        bound = item_key if digest is None else _with_digest(item_key, digest)
+        return self._sealer.seal(plaintext, bound + positions)
 
-    def open(self, stored: Dict[str, Any], item_key: Optional[bytes], digest: Optional[str]) -> Any:
+    def open(
+        self, stored: Dict[str, Any], item_key: Optional[bytes], digest: Optional[str], positions: bytes = b""
+    ) -> Any:
         """Decrypt and decode a stored ``x__source`` value read with ``item_key`` and the stored HMAC.
 
         :raises DecryptionError: if the value is not authentic for this item, attribute and table.
@@ -340,7 +347,8 @@ class _FieldRuntime:
             opener = self._opener(blob)
             self._openers[blob[: 2 + blob[1]]] = opener
         try:
-            plaintext = opener.open(blob, item_key if digest is None else _with_digest(item_key, digest))
+            bound = item_key if digest is None else _with_digest(item_key, digest)
+            plaintext = opener.open(blob, bound + positions)
         except _crypto.InvalidCiphertext:
             raise DecryptionError(
                 f"{self.where} (key id {opener.key_id!r}): the value is not authentic for this item, "
@@ -357,7 +365,7 @@ class _FieldRuntime:
         except _crypto.InvalidCiphertext:
             raise DecryptionError(f"{self.where}: the stored value is not a pynamodb-stash ciphertext") from None
         try:
-            return self._keyring.decrypting_cipher(key_id, self._table, self.field.logical_name)
+            return self._keyring.decrypting_cipher(key_id, self._table, self.path)
         except KeyNotFoundError:
             raise KeyNotFoundError(f"{self.where}: key id {key_id!r} is not in the keyring") from None
 
@@ -366,6 +374,61 @@ class _Runtime(NamedTuple):
     keyring: Keyring
     table: str
     fields: Tuple[_FieldRuntime, ...]
+    """The model's own encrypted fields."""
+    by_path: Dict[str, _FieldRuntime]
+    """Every encrypted field by its path, those inside EncryptedMapAttributes included."""
+
+
+def _positions(indices: Tuple[int, ...]) -> bytes:
+    # List positions of a value inside ListAttribute(of=EncryptedMapAttribute), bound into its AAD.
+    return b"" if not indices else b"I" + b"".join(i.to_bytes(4, "big") for i in indices)
+
+
+def _nested_kind(attribute: Attribute[Any]) -> Optional[type[EncryptedMapAttribute]]:
+    """The map class of an EncryptedMapAttribute, or of a list of them; None for anything else."""
+    if isinstance(attribute, EncryptedMapAttribute):
+        return type(attribute)
+    if isinstance(attribute, ListAttribute):
+        element = attribute.element_type
+        if isinstance(element, type) and issubclass(element, EncryptedMapAttribute):
+            return element
+    return None
+
+
+def _nested_fields(
+    map_class: type[EncryptedMapAttribute], prefix: str
+) -> Iterator[Tuple[str, EncryptedAttribute[Any]]]:
+    for attribute in map_class.get_attributes().values():
+        if isinstance(attribute, EncryptedAttribute):
+            yield f"{prefix}.{attribute.logical_name}", attribute
+            continue
+        inner = _nested_kind(attribute)
+        if inner is not None:
+            suffix = "[]" if isinstance(attribute, ListAttribute) else ""
+            yield from _nested_fields(inner, f"{prefix}.{attribute.attr_name}{suffix}")
+
+
+def _serialize_plain(
+    attribute: Attribute[Any], name: str, value: Any, container: bool, null_check: bool
+) -> Optional[Dict[str, Any]]:
+    """One plain attribute as PynamoDB's container serialization writes it (None: not stored)."""
+    try:
+        if isinstance(value, MapAttribute) and not value.validate(null_check=null_check):
+            raise ValueError(f"Attribute '{name}' is not correctly typed")
+        if value is None:
+            serialized = None
+        elif container:
+            serialized = attribute.serialize(value, null_check=null_check)  # type: ignore[call-arg]
+        else:
+            serialized = attribute.serialize(value)
+    except AttributeNullError as exc:
+        exc.prepend_path(name)
+        raise
+    if serialized is None:
+        if null_check and not attribute.null:
+            raise AttributeNullError(name)
+        return None
+    return {attribute.attr_type: serialized}
 
 
 def _with_digest(item_key: bytes, digest: str) -> bytes:
@@ -390,6 +453,115 @@ def encode_key_value(attr_type: str, value: Any) -> bytes:
     else:
         data = bytes(value)
     return attr_type.encode("ascii") + _crypto.length_prefixed(data)
+
+
+def _seal_nested(
+    runtime: _Runtime,
+    map_class: type[EncryptedMapAttribute],
+    is_list: bool,
+    value: Any,
+    path: str,
+    item_key: bytes,
+    null_check: bool,
+    indices: Tuple[int, ...] = (),
+) -> Dict[str, Any]:
+    """A map (or a list of maps) of ``map_class`` as stored, its encrypted fields sealed to ``path``."""
+    if is_list:
+        if not isinstance(value, (list, tuple)):
+            raise EncryptionError(f"{path}: expected a list of {map_class.__name__}")
+        return {"L": [
+            _seal_nested(runtime, map_class, False, element, path + "[]", item_key, null_check, (*indices, i))
+            for i, element in enumerate(value)
+        ]}
+    if isinstance(value, Mapping) and not isinstance(value, MapAttribute):
+        value = map_class(**value)
+    if not isinstance(value, map_class):
+        raise EncryptionError(f"{path}: expected {map_class.__name__}, got {type(value).__name__}")
+    values = value.attribute_values
+    out: Dict[str, Any] = {}
+    for name, attribute in map_class.get_attributes().items():
+        if isinstance(attribute, HmacAttribute) and attribute.is_companion:
+            continue
+        element = values.get(name)
+        if isinstance(attribute, EncryptedAttribute):
+            field = runtime.by_path[f"{path}.{attribute.logical_name}"]
+            if element is None:
+                if null_check and not attribute.null:
+                    raise AttributeNullError(f"{path}.{name}")
+                continue
+            plaintext, digest = field.encode(element)
+            if digest is not None and field.hmac is not None:
+                out[field.hmac] = {STRING: digest}
+            out[attribute.attr_name] = {BINARY: field.seal(plaintext, item_key, digest, _positions(indices))}
+            continue
+        inner = _nested_kind(attribute)
+        if inner is not None:
+            if element is None:
+                if null_check and not attribute.null:
+                    raise AttributeNullError(f"{path}.{name}")
+                continue
+            is_inner_list = isinstance(attribute, ListAttribute)
+            out[attribute.attr_name] = _seal_nested(
+                runtime, inner, is_inner_list, element, f"{path}.{attribute.attr_name}", item_key, null_check, indices
+            )
+            continue
+        serialized = _serialize_plain(
+            attribute, name, element, isinstance(attribute, (ListAttribute, MapAttribute)), null_check
+        )
+        if serialized is not None:
+            out[attribute.attr_name] = serialized
+    return {"M": out}
+
+
+def _open_nested(
+    runtime: _Runtime,
+    map_class: type[EncryptedMapAttribute],
+    is_list: bool,
+    stored: Dict[str, Any],
+    path: str,
+    item_key: Optional[bytes],
+    indices: Tuple[int, ...] = (),
+) -> Any:
+    """The inverse of :func:`_seal_nested`: map instances with their fields decrypted and verified."""
+    if is_list:
+        elements = stored.get("L")
+        if not isinstance(elements, list):
+            raise DecryptionError(f"{path}: the stored value is not a list")
+        return [
+            _open_nested(runtime, map_class, False, element, path + "[]", item_key, (*indices, i))
+            for i, element in enumerate(elements)
+        ]
+    raw = stored.get("M")
+    if not isinstance(raw, dict):
+        raise DecryptionError(f"{path}: the stored value is not a map")
+    instance = map_class._instantiate({})
+    values = instance.attribute_values
+    for name, attribute in map_class.get_attributes().items():
+        if isinstance(attribute, HmacAttribute) and attribute.is_companion:
+            continue
+        element = raw.get(attribute.attr_name)
+        if isinstance(attribute, EncryptedAttribute):
+            field = runtime.by_path[f"{path}.{attribute.logical_name}"]
+            digest = None
+            if field.hmac is not None and field.hmac_python is not None:
+                stored_hmac = raw.get(field.hmac)
+                if stored_hmac is not None and STRING in stored_hmac:
+                    digest = HmacDigest(stored_hmac[STRING])
+                    values[field.hmac_python] = digest
+            if element and NULL not in element:
+                values[name] = field.open(element, item_key, digest, _positions(indices))
+            continue
+        if not element or NULL in element:
+            continue
+        inner = _nested_kind(attribute)
+        if inner is not None:
+            values[name] = _open_nested(
+                runtime, inner, isinstance(attribute, ListAttribute), element,
+                f"{path}.{attribute.attr_name}", item_key, indices,
+            )
+        else:
+            setattr(instance, name, attribute.deserialize(attribute.get_value(element)))
+    return instance
 
 
 class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
@@ -427,10 +599,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         return name
 
     @classmethod
-    def _stash_hmac_scope(cls, field: EncryptedAttribute[Any]) -> Tuple[str, ...]:
+    def _stash_hmac_scope(cls, field: EncryptedAttribute[Any], path: Optional[str] = None) -> Tuple[str, ...]:
         if field.hmac_scope is not None:
             return ("shared", field.hmac_scope)
-        return ("table", cls._stash_table(), field.logical_name)
+        return ("table", cls._stash_table(), path or field.logical_name)
 
     @classmethod
     def _stash_hasher(cls, field: EncryptedAttribute[Any]) -> _crypto.FieldHasher:
@@ -457,8 +629,13 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             return runtime
         keyring, table = cls._stash_keyring(), cls._stash_table()
         if runtime is None or runtime.keyring is not keyring or runtime.table != table:
-            fields = tuple(_FieldRuntime(cls, f, keyring, table) for f in cls._stash_plan().fields)
-            runtime = _Runtime(keyring, table, fields)
+            plan = cls._stash_plan()
+            fields = tuple(_FieldRuntime(cls, f, keyring, table, f.logical_name) for f in plan.fields)
+            by_path = {f.path: f for f in fields}
+            for _, _, stored, map_class, is_list in plan.nested:
+                for path, field in _nested_fields(map_class, stored + ("[]" if is_list else "")):
+                    by_path[path] = _FieldRuntime(cls, field, keyring, table, path)
+            runtime = _Runtime(keyring, table, fields, by_path)
             cls._stash_runtime_cache = runtime
         return runtime
 
@@ -472,30 +649,17 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         plan = self._stash_plan()
         values = self.attribute_values
         item: Dict[str, Dict[str, Any]] = {}
-        for name, attribute, stored, attr_type, direct, container in plan.plain:
+        for name, attribute, stored, _, direct, container in plan.plain:
             value = values.get(name) if direct else getattr(self, name)
-            try:
-                if isinstance(value, MapAttribute) and not value.validate(null_check=null_check):
-                    raise ValueError(f"Attribute '{name}' is not correctly typed")
-                if value is None:
-                    serialized = None
-                elif container:
-                    serialized = attribute.serialize(value, null_check=null_check)  # type: ignore[call-arg]
-                else:
-                    serialized = attribute.serialize(value)
-            except AttributeNullError as exc:
-                exc.prepend_path(name)
-                raise
-            if serialized is None:
-                if null_check and not attribute.null:
-                    raise AttributeNullError(name)
-                continue
-            item[stored] = {attr_type: serialized}
-        if not plan.fields:
+            serialized = _serialize_plain(attribute, name, value, container, null_check)
+            if serialized is not None:
+                item[stored] = serialized
+        if not plan.fields and not plan.nested:
             return item
 
+        runtime = self._stash_runtime()
         pending = []
-        for field in self._stash_runtime().fields:
+        for field in runtime.fields:
             value = values.get(field.name)
             if value is None:
                 if null_check and not field.null:
@@ -508,12 +672,20 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if digest is not None:
                 item[field.hmac] = {STRING: digest}  # type: ignore[index]
             pending.append((field, plaintext, digest))
-        if pending:
-            item_key = plan.item_key(item)
-            if item_key is None:
-                raise EncryptionError(f"{type(self).__name__}: an item needs its primary key to be encrypted")
-            for field, plaintext, digest in pending:
-                item[field.source] = {BINARY: field.seal(plaintext, item_key, digest)}
+        nested = [(stored, cls, is_list, getattr(self, name)) for name, _, stored, cls, is_list in plan.nested]
+        if not pending and all(value is None for *_, value in nested):
+            return item
+        item_key = plan.item_key(item)
+        if item_key is None:
+            raise EncryptionError(f"{type(self).__name__}: an item needs its primary key to be encrypted")
+        for field, plaintext, digest in pending:
+            item[field.source] = {BINARY: field.seal(plaintext, item_key, digest)}
+        for (name, attribute, *_), (stored, map_class, is_list, value) in zip(plan.nested, nested):
+            if value is None:
+                if null_check and not attribute.null:
+                    raise AttributeNullError(name)
+                continue
+            item[stored] = _seal_nested(runtime, map_class, is_list, value, stored, item_key, null_check)
         return item
 
     def _container_deserialize(self, attribute_values: Dict[str, Dict[str, Any]]) -> None:
@@ -530,10 +702,18 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     values[name] = value
                 else:
                     setattr(self, name, value)
-        if not plan.fields:
+        if not plan.fields and not plan.nested:
             return
+        runtime = self._stash_runtime()
         item_key: Optional[bytes] = None
-        for field in self._stash_runtime().fields:
+        for name, _, stored, map_class, is_list in plan.nested:
+            stored_value = attribute_values.get(stored)
+            if not stored_value or NULL in stored_value:
+                continue
+            if item_key is None:
+                item_key = plan.item_key(attribute_values)
+            values[name] = _open_nested(runtime, map_class, is_list, stored_value, stored, item_key)
+        for field in runtime.fields:
             digest = None
             if field.hmac is not None and field.hmac_python is not None:
                 stored_hmac = attribute_values.get(field.hmac)
@@ -595,8 +775,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     def _stash_expand(self, actions: List[Action]) -> List[Action]:
         if not isinstance(actions, list):
             return actions  # PynamoDB raises its own TypeError
-        runtime_fields = {f.name: f for f in self._stash_runtime().fields} if self._stash_fields else {}
-        stored_names = {f.source for f in runtime_fields.values()} | {f.hmac for f in runtime_fields.values() if f.hmac}
+        runtime = self._stash_runtime()
+        stored_names = {f.source for f in runtime.fields} | {f.hmac for f in runtime.fields if f.hmac}
         expanded: List[Action] = []
         item_key: Optional[bytes] = None
         for action in actions:
@@ -610,22 +790,28 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 expanded.append(action)
                 continue
             declared = action.attribute
-            field = runtime_fields.get(declared.python_name)
-            if field is None or declared.model is None or not isinstance(self, declared.model):
+            root = declared.model if isinstance(declared, EncryptedAttribute) else None
+            root = root or getattr(declared, "stash_root", None) or getattr(declared, "_stash_root", None)
+            if root is None or not isinstance(self, root):
                 # A base model's attribute is fine on a subclass instance (which copies its fields).
                 raise UnsupportedQueryError(f"{declared._describe()}: this action belongs to another model")
-            source_path = Path(field.field)
+            path = list(declared.attr_path)
             if action.value is None:
-                expanded.append(RemoveAction(source_path))
-                if field.hmac is not None:
-                    expanded.append(RemoveAction(Path([field.hmac])))
+                expanded.append(RemoveAction(Path(path)))
+                if getattr(declared, "equality", False):
+                    expanded.append(RemoveAction(Path([*path[:-1], declared.logical_name + HMAC_SUFFIX])))
                 continue
             if item_key is None:
                 item_key = self._stash_item_key()
+            if isinstance(declared, EncryptedMapAttribute):
+                stored = _seal_nested(runtime, type(declared), False, action.value, ".".join(path), item_key, True)
+                expanded.append(SetAction(Path(path), Value(stored)))
+                continue
+            field = runtime.by_path[declared.template_path()]
             plaintext, digest = field.encode(action.value)
-            expanded.append(SetAction(source_path, Value({BINARY: field.seal(plaintext, item_key, digest)})))
+            expanded.append(SetAction(Path(path), Value({BINARY: field.seal(plaintext, item_key, digest)})))
             if digest is not None and field.hmac is not None:
-                expanded.append(SetAction(Path([field.hmac]), Value({STRING: digest})))
+                expanded.append(SetAction(Path([*path[:-1], field.hmac]), Value({STRING: digest})))
         return expanded
 
     def _stash_item_key(self) -> bytes:
