@@ -7,6 +7,7 @@ encrypted before they leave the process, stored as ``x__source`` (ciphertext) an
 
 from ._attributes import EncryptedAttribute, EncryptedMapAttribute, HmacAttribute, HmacDigest
 from ._crypto import Key
+from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
 from ._keyring import Keyring, configure
 from ._model import EncryptedModel
 from .exceptions import (
@@ -29,10 +30,15 @@ __all__ = [
     "EncryptionError",
     "HmacAttribute",
     "HmacDigest",
+    "ItemResult",
     "Key",
     "KeyNotFoundError",
     "Keyring",
     "StashError",
     "UnsupportedQueryError",
+    "bulk_decrypt_items",
+    "bulk_encrypt_items",
     "configure",
+    "decrypt_item",
+    "encrypt_item",
 ]

@@ -585,6 +585,16 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     _stash_plan_cache: ClassVar[Optional[_Plan]] = None
     _stash_runtime_cache: ClassVar[Optional[_Runtime]] = None
 
+    @classmethod
+    def from_stream_image(cls: type[_M], image: Mapping[str, Any]) -> _M:
+        """An instance from a DynamoDB Streams ``NewImage``/``OldImage`` (DynamoDB JSON), decrypted.
+
+        :raises DecryptionError: if the image lacks the primary key, is malformed or does not verify.
+        """
+        from ._items import from_stream_image
+
+        return from_stream_image(cls, image)
+
     # -- keys and scopes --------------------------------------------------------------------------------
 
     @classmethod

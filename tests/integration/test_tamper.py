@@ -14,12 +14,13 @@ from typing import Any
 
 import boto3
 import pytest
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
 from pynamodb_stash import (
     DecryptionError,
     EncryptedAttribute,
+    EncryptedMapAttribute,
     EncryptedModel,
     HmacAttribute,
     KeyNotFoundError,
@@ -478,6 +479,120 @@ def test_number_keys_written_in_another_form_still_decrypt(Counter: Any, client:
     assert consistent_get(Counter, 1.5).secret == "one and a half"
     Counter(pk=100, secret="hundred").save()
     assert consistent_get(Counter, 100).secret == "hundred"
+
+
+# -- nested values (EncryptedMapAttribute) -----------------------------------------------------------
+
+
+class Address(EncryptedMapAttribute):
+    street = EncryptedAttribute(str)
+    zip = EncryptedAttribute(str, equality=True, null=True)
+    city = UnicodeAttribute(null=True)
+
+
+class Profile(EncryptedMapAttribute):
+    home = Address(null=True)
+
+
+@pytest.fixture(scope="module")
+def Person(ddb_url: str) -> Iterator[Any]:
+    meta = type(
+        "Meta", (), {"table_name": unique("tamper_people"), "host": ddb_url, "region": REGION, "keyring": KEYRING,
+                     "read_capacity_units": 5, "write_capacity_units": 5},
+    )
+    model = type(
+        "Person",
+        (EncryptedModel,),
+        {
+            "Meta": meta,
+            "pk": UnicodeAttribute(hash_key=True),
+            "home": Address(null=True),
+            "work": Address(null=True),
+            "past": ListAttribute(of=Address, null=True),
+            "profile": Profile(null=True),
+        },
+    )
+    yield from _created(model)
+
+
+def save_person(model: Any) -> Any:
+    pk = unique("person")
+    person = model(
+        pk=pk,
+        home=Address(street=f"Home street of {pk}", zip="1011", city="Amsterdam"),
+        work=Address(street=f"Work street of {pk}", zip="2022", city="Utrecht"),
+        past=[Address(street="First street"), Address(street="Second street")],
+        profile=Profile(home=Address(street="Profile street")),
+    )
+    person.save()
+    return person
+
+
+def test_nested_values_read_back(Person: Any, client: Any) -> None:
+    person = save_person(Person)
+    back = consistent_get(Person, person.pk)
+    assert (back.home.street, back.home.zip, back.work.street) == (person.home.street, "1011", person.work.street)
+    assert [a.street for a in back.past] == ["First street", "Second street"]
+    assert back.profile.home.street == "Profile street"
+    stored = raw_get(client, Person.Meta.table_name, user_key(person.pk))
+    assert set(stored["home"]["M"]) == {"street__source", "zip__source", "zip__hmac", "city"}
+
+
+def test_nested_source_swapped_between_two_maps_of_an_item(Person: Any, client: Any) -> None:
+    table = Person.Meta.table_name
+    person = save_person(Person)
+    stored = raw_get(client, table, user_key(person.pk))
+    home, work = stored["home"]["M"], stored["work"]["M"]
+    home["street__source"], work["street__source"] = work["street__source"], home["street__source"]
+    raw_set(client, table, user_key(person.pk), home=stored["home"], work=stored["work"])
+    with pytest.raises(DecryptionError):
+        consistent_get(Person, person.pk)
+
+
+def test_whole_maps_swapped_within_an_item(Person: Any, client: Any) -> None:
+    table = Person.Meta.table_name
+    person = save_person(Person)
+    stored = raw_get(client, table, user_key(person.pk))
+    raw_set(client, table, user_key(person.pk), home=stored["work"], work=stored["home"])
+    with pytest.raises(DecryptionError):
+        consistent_get(Person, person.pk)
+
+
+def test_list_elements_reordered(Person: Any, client: Any) -> None:
+    table = Person.Meta.table_name
+    person = save_person(Person)
+    stored = raw_get(client, table, user_key(person.pk))
+    raw_set(client, table, user_key(person.pk), past={"L": list(reversed(stored["past"]["L"]))})
+    with pytest.raises(DecryptionError):
+        consistent_get(Person, person.pk)
+
+
+def test_nested_map_moved_to_another_depth(Person: Any, client: Any) -> None:
+    table = Person.Meta.table_name
+    person = save_person(Person)
+    stored = raw_get(client, table, user_key(person.pk))
+    raw_set(client, table, user_key(person.pk), home=stored["profile"]["M"]["home"])
+    with pytest.raises(DecryptionError):
+        consistent_get(Person, person.pk)
+
+
+def test_nested_source_swapped_between_items(Person: Any, client: Any) -> None:
+    table = Person.Meta.table_name
+    a, b = save_person(Person), save_person(Person)
+    home_b = raw_get(client, table, user_key(b.pk))["home"]
+    raw_set(client, table, user_key(a.pk), home=home_b)
+    with pytest.raises(DecryptionError):
+        consistent_get(Person, a.pk)
+
+
+def test_nested_hmac_replaced(Person: Any, client: Any) -> None:
+    table = Person.Meta.table_name
+    person = save_person(Person)
+    stored = raw_get(client, table, user_key(person.pk))
+    stored["home"]["M"]["zip__hmac"] = stored["work"]["M"]["zip__hmac"]
+    raw_set(client, table, user_key(person.pk), home=stored["home"])
+    with pytest.raises(DecryptionError):
+        consistent_get(Person, person.pk)
 
 
 def test_every_tamper_error_is_a_stash_error() -> None:

@@ -23,6 +23,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb_stash import (
     ConfigurationError,
     EncryptedAttribute,
+    EncryptedMapAttribute,
     EncryptedModel,
     EncryptionError,
     HmacAttribute,
@@ -224,6 +225,60 @@ def test_plain_map_round_trips_offline() -> None:
     raw = cls(pk="u1", email=PLAINTEXT, address=PlainAddress(street="Main St 1")).serialize()
     assert raw["address"] == {"M": {"street": {"S": "Main St 1"}}}
     assert cls.from_raw_data(raw).address.street == "Main St 1"
+
+
+class SecureAddress(EncryptedMapAttribute):
+    street = EncryptedAttribute(str)
+    zip = EncryptedAttribute(str, equality=True, null=True)
+    city = UnicodeAttribute(null=True)
+
+
+def test_encrypted_fields_inside_an_encrypted_map_are_accepted() -> None:
+    cls = model(email=EncryptedAttribute(str), home=SecureAddress(null=True))
+    home = SecureAddress(street="Main St 1", zip="1011", city="Amsterdam")
+    raw = cls(pk="u1", email=PLAINTEXT, home=home).serialize()
+    stored = raw["home"]["M"]
+    assert set(stored) == {"street__source", "zip__source", "zip__hmac", "city"}
+    assert stored["city"] == {"S": "Amsterdam"}
+    assert "Main St 1" not in repr(stored)
+    back = cls.from_raw_data(raw).home
+    assert (back.street, back.zip, back.city) == ("Main St 1", "1011", "Amsterdam")
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        lambda: {"s": EncryptedAttribute(str, equality=True, hash_key=True)},
+        lambda: {"s": EncryptedAttribute(str, equality=True, range_key=True)},
+        lambda: {"s": EncryptedAttribute(str, attr_name="s__source")},
+        lambda: {"s": EncryptedAttribute(str, equality=True), "s__hmac": UnicodeAttribute(null=True)},
+        lambda: {"inner": MapWithEncrypted(null=True)},
+    ],
+    ids=["nested-hash-key", "nested-range-key", "reserved-name", "companion-clash", "plain-map-inside"],
+)
+def test_refused_encrypted_map_declarations(namespace: Callable[[], dict[str, Any]]) -> None:
+    with pytest.raises(ConfigurationError):
+        type("BadMap", (EncryptedMapAttribute,), namespace())
+
+
+def test_encrypted_map_inside_a_plain_map_is_refused() -> None:
+    holder = type("Holder", (MapAttribute,), {"address": SecureAddress(null=True)})
+    with pytest.raises(ConfigurationError):
+        model(wrapper=holder(null=True))
+
+
+def test_condition_on_a_nested_equality_field_targets_its_hmac() -> None:
+    cls = model(home=SecureAddress(null=True))
+    expression, names, values = serialized(cls.home.zip == "1011")
+    assert expression == "#0.#1 = :0"
+    assert set(names) == {"home", "zip__hmac"}
+    (value,) = values.values()
+    assert "1011" not in value["S"]
+    assert value == {"S": cls.home.zip.hmac("1011")}
+    with pytest.raises(UnsupportedQueryError):
+        cls.home.street == "Main St 1"  # noqa: B015
+    with pytest.raises(UnsupportedQueryError):
+        cls.home.zip < "2000"  # noqa: B015
 
 
 def test_every_refusal_is_a_stash_error() -> None:

@@ -1,0 +1,402 @@
+"""Encrypt and decrypt raw items, for code that reads the table without PynamoDB.
+
+A Lambda consuming DynamoDB Streams, a boto3 script or an S3 export job holds items in one of two
+shapes, and every function here accepts and returns both:
+
+- DynamoDB JSON, as ``boto3.client("dynamodb")``, Streams images and exports have it:
+  ``{"pk": {"S": "user#1"}, "age": {"N": "42"}}``;
+- document values, as the boto3 resource (``Table``) has it: ``{"pk": "user#1", "age": Decimal(42)}``.
+
+A plaintext item names encrypted attributes by their base name (``email``); the stored item holds
+``email__source`` and ``email__hmac`` instead. Attributes the model does not encrypt pass through
+unchanged, declared or not.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable, Dict, Generic, Iterable, List, Literal, Mapping, Optional, Tuple, TypeVar
+
+from pynamodb.attributes import Attribute, ListAttribute, NumberAttribute
+
+from ._attributes import HMAC_SUFFIX, EncryptedAttribute, EncryptedMapAttribute, HmacAttribute
+from ._model import EncryptedModel
+from .exceptions import DecryptionError, EncryptionError, StashError
+
+Shape = Literal["auto", "dynamodb", "document"]
+_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+_M = TypeVar("_M", bound=EncryptedModel)
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True)
+class ItemResult(Generic[_V]):
+    """One item of a bulk operation: its value, or the error that item alone raised."""
+
+    value: Optional[_V] = None
+    error: Optional[StashError] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> _V:
+        """The value; the item's error if it has none."""
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape: Shape = "auto") -> Dict[str, Any]:
+    """The item as it is stored: encrypted attributes sealed to the item and hashed, the rest unchanged.
+
+    :param item: a plaintext item, in DynamoDB JSON or as document values (``shape="auto"`` tells them
+        apart; the result has the same shape). Encrypted attributes take their declared Python type;
+        from DynamoDB JSON or boto3, numbers arrive as ``N``/``Decimal``, datetimes and dates as ISO
+        8601 strings, sets of str as ``SS``, and are converted.
+    :raises EncryptionError: if the item is not a mapping, lacks its primary key, or a value does not
+        fit its attribute. The message names the attribute, never the value.
+    """
+    where = f"encrypt_item({model.__name__})"
+    raw, as_json = _to_dynamodb_item(item, shape, where, EncryptionError)
+    model = _stored_class(model, raw, where, EncryptionError)
+    fields = _top_level_encrypted(model)
+    plain = {name: value for name, value in raw.items() if name not in fields}
+    try:
+        instance = model(_user_instantiated=False)
+        instance.attribute_values = {}
+        for name, attribute in fields.items():
+            if name in raw and "NULL" not in raw[name]:
+                instance.attribute_values[attribute_python_name(model, attribute)] = _plaintext(attribute, raw[name])
+        for attribute in (model._hash_key_attribute(), model._range_key_attribute()):  # type: ignore[no-untyped-call]
+            if attribute is not None and not _is_hmac_of(attribute, fields) and attribute.attr_name in raw:
+                value = attribute.deserialize(attribute.get_value(raw[attribute.attr_name]))
+                instance.attribute_values[attribute_python_name(model, attribute)] = value
+        stored = instance.serialize(null_check=False)
+    except StashError:
+        raise
+    except Exception as exc:  # PynamoDB's and the codecs' messages may quote values
+        raise EncryptionError(f"{where}: the item does not fit the model ({type(exc).__name__})") from None
+    encrypted_names = _stored_names(model)
+    plain.update({name: value for name, value in stored.items() if name in encrypted_names})
+    return plain if as_json else _to_document_item(plain)
+
+
+def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape: Shape = "auto") -> Dict[str, Any]:
+    """The plaintext item: encrypted attributes decrypted, verified and under their base names.
+
+    The inverse of :func:`encrypt_item`, in the shape given. In DynamoDB JSON, decrypted values are
+    written as ``encrypt_item`` reads them (datetimes and dates as ISO 8601 ``S``).
+
+    :raises DecryptionError: if a value does not verify, the primary key is missing, or a stored value
+        has the wrong type. :raises KeyNotFoundError: for an unknown key id.
+    """
+    where = f"decrypt_item({model.__name__})"
+    raw, as_json = _to_dynamodb_item(item, shape, where, DecryptionError)
+    instance = _instance_from_raw(model, raw, where)
+    model = type(instance)
+    encrypted_names = _stored_names(model)
+    plain = {name: value for name, value in raw.items() if name not in encrypted_names}
+    for name, attribute in _top_level_encrypted(model).items():
+        value = instance.attribute_values.get(attribute_python_name(model, attribute))
+        if value is not None:
+            plain[name] = _plaintext_to_dynamodb(attribute, value)
+    return plain if as_json else _to_document_item(plain)
+
+
+def from_stream_image(model: type[_M], image: Mapping[str, Any]) -> _M:
+    """A model instance from a DynamoDB Streams ``NewImage`` or ``OldImage`` (DynamoDB JSON).
+
+    :raises DecryptionError: if the image is not DynamoDB JSON, lacks the primary key, or does not
+        verify.
+    """
+    raw, _ = _to_dynamodb_item(image, "dynamodb", f"from_stream_image({model.__name__})", DecryptionError)
+    return _instance_from_raw(model, raw, f"from_stream_image({model.__name__})")
+
+
+def bulk_encrypt_items(
+    model: type[EncryptedModel], items: Iterable[Mapping[str, Any]], *, shape: Shape = "auto"
+) -> List[ItemResult[Dict[str, Any]]]:
+    """:func:`encrypt_item` for each item; one result per item, in order, each a value or its own error."""
+    return [_attempt(encrypt_item, model, item, shape) for item in items]
+
+
+def bulk_decrypt_items(
+    model: type[EncryptedModel], items: Iterable[Mapping[str, Any]], *, shape: Shape = "auto"
+) -> List[ItemResult[Dict[str, Any]]]:
+    """:func:`decrypt_item` for each item; one result per item, in order, each a value or its own error."""
+    return [_attempt(decrypt_item, model, item, shape) for item in items]
+
+
+def _attempt(
+    operation: Callable[..., Dict[str, Any]], model: type[EncryptedModel], item: Mapping[str, Any], shape: Shape
+) -> ItemResult[Dict[str, Any]]:
+    try:
+        return ItemResult(value=operation(model, item, shape=shape))
+    except StashError as error:
+        return ItemResult(error=error)
+
+
+# -- the model's encrypted attributes ---------------------------------------------------------------
+
+
+def attribute_python_name(model: type[EncryptedModel], attribute: Attribute[Any]) -> str:
+    return model._dynamo_to_python_attr(attribute.attr_name)
+
+
+def _top_level_encrypted(model: type[EncryptedModel]) -> Dict[str, Attribute[Any]]:
+    """Encrypted attributes and encrypted maps (or lists of them) by the name a plaintext item uses."""
+    found: Dict[str, Attribute[Any]] = {}
+    for attribute in model.get_attributes().values():
+        if isinstance(attribute, EncryptedAttribute):
+            found[attribute.logical_name] = attribute
+        elif isinstance(attribute, EncryptedMapAttribute) or _map_list(attribute) is not None:
+            found[attribute.attr_name] = attribute
+    return found
+
+
+def _stored_names(model: type[EncryptedModel]) -> set[str]:
+    names = set()
+    for name, attribute in _top_level_encrypted(model).items():
+        if isinstance(attribute, EncryptedAttribute):
+            names.add(attribute.attr_name)
+            if attribute.equality:
+                names.add(attribute.logical_name + HMAC_SUFFIX)
+        else:
+            names.add(name)
+    return names
+
+
+def _is_hmac_of(attribute: Attribute[Any], fields: Mapping[str, Attribute[Any]]) -> bool:
+    name = attribute.attr_name
+    return name.endswith(HMAC_SUFFIX) and name[: -len(HMAC_SUFFIX)] in fields
+
+
+def _map_list(attribute: Attribute[Any]) -> Optional[type[EncryptedMapAttribute]]:
+    if isinstance(attribute, ListAttribute):
+        element = attribute.element_type
+        if isinstance(element, type) and issubclass(element, EncryptedMapAttribute):
+            return element
+    return None
+
+
+def _stored_class(
+    model: type[EncryptedModel], raw: Dict[str, Any], where: str, error: type[StashError]
+) -> type[EncryptedModel]:
+    """The polymorphic subclass an item's discriminator names, whose fields it must encrypt too."""
+    try:
+        stored = model._get_discriminator_class(raw)
+    except Exception as exc:
+        raise error(f"{where}: the item's discriminator is not valid ({type(exc).__name__})") from None
+    if stored is None:
+        return model
+    if not (isinstance(stored, type) and issubclass(stored, model)):
+        raise error(f"{where}: the item's discriminator names a class that is not a {model.__name__}")
+    return stored
+
+
+def _instance_from_raw(model: type[_M], raw: Dict[str, Any], where: str) -> _M:
+    for attribute in (model._hash_key_attribute(), model._range_key_attribute()):  # type: ignore[no-untyped-call]
+        if attribute is not None and attribute.attr_name not in raw:
+            raise DecryptionError(f"{where}: the item has no {attribute.attr_name!r}, part of its primary key")
+    try:
+        return model.from_raw_data(raw)
+    except StashError:
+        raise
+    except Exception as exc:
+        raise DecryptionError(f"{where}: the item does not fit the model ({type(exc).__name__})") from None
+
+
+# -- plaintext values: DynamoDB JSON <-> declared types ---------------------------------------------
+
+
+def _plaintext(attribute: Attribute[Any], av: Dict[str, Any]) -> Any:
+    """The Python value of a plaintext attribute value, converted to what ``attribute`` declares."""
+    if isinstance(attribute, EncryptedAttribute):
+        return _coerce(attribute, _from_dynamodb(av))
+    map_class = _map_list(attribute)
+    if map_class is not None:
+        return [_plaintext(map_class(), element) for element in _expect(av, "L", attribute)]
+    if isinstance(attribute, EncryptedMapAttribute):
+        children = {_plaintext_name(child): (name, child) for name, child in _map_fields(type(attribute))}
+        values = {}
+        for stored, value in _expect(av, "M", attribute).items():
+            if stored not in children:
+                raise TypeError(f"{type(attribute).__name__} has no attribute {stored!r}")
+            name, child = children[stored]
+            if "NULL" not in value:
+                values[name] = _plaintext(child, value)
+        return type(attribute)(**values)
+    return attribute.deserialize(attribute.get_value(av))
+
+
+def _map_fields(map_class: type[EncryptedMapAttribute]) -> List[Tuple[str, Attribute[Any]]]:
+    """A map's attributes by Python name, without the HMAC companions."""
+    return [
+        (name, child) for name, child in map_class.get_attributes().items()
+        if not (isinstance(child, HmacAttribute) and child.is_companion)
+    ]
+
+
+def _plaintext_name(attribute: Attribute[Any]) -> str:
+    """The name an attribute has in a plaintext item: an encrypted one's base name, else its stored name."""
+    return attribute.logical_name if isinstance(attribute, EncryptedAttribute) else attribute.attr_name
+
+
+def _expect(av: Dict[str, Any], kind: str, attribute: Attribute[Any]) -> Any:
+    if kind not in av:
+        raise TypeError(f"{type(attribute).__name__} expects a DynamoDB {kind} value")
+    return av[kind]
+
+
+def _coerce(field: EncryptedAttribute[Any], value: Any) -> Any:
+    declared = field.type_
+    if declared is int and isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if declared is float and isinstance(value, Decimal):
+        return float(value)
+    if declared is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if declared is date and isinstance(value, str):
+        return date.fromisoformat(value)
+    if isinstance(declared, NumberAttribute) and isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(declared, Attribute) and isinstance(value, (str, bytes)) and declared.attr_type in ("S", "B"):
+        return declared.deserialize(value)
+    return value
+
+
+def _plaintext_to_dynamodb(attribute: Attribute[Any], value: Any) -> Dict[str, Any]:
+    if isinstance(attribute, EncryptedAttribute):
+        if isinstance(attribute.type_, Attribute):
+            return {attribute.type_.attr_type: attribute.type_.serialize(value)}
+        if isinstance(value, (datetime, date)):
+            return {"S": value.isoformat()}
+        return _to_dynamodb(value)
+    map_class = _map_list(attribute)
+    if map_class is not None:
+        return {"L": [_plaintext_to_dynamodb(map_class(), element) for element in value]}
+    if isinstance(attribute, EncryptedMapAttribute):
+        out = {}
+        for name, child in _map_fields(type(attribute)):
+            element = value.attribute_values.get(name)
+            if element is not None:
+                out[_plaintext_name(child)] = _plaintext_to_dynamodb(child, element)
+        return {"M": out}
+    return {attribute.attr_type: attribute.serialize(value)}
+
+
+# -- shapes -------------------------------------------------------------------------------------
+
+
+def _is_dynamodb_json(item: Mapping[str, Any]) -> bool:
+    return bool(item) and all(
+        isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _TYPES for value in item.values()
+    )
+
+
+def _to_dynamodb_item(
+    item: Any, shape: Shape, where: str, error: type[StashError]
+) -> Tuple[Dict[str, Any], bool]:
+    if not isinstance(item, Mapping):
+        raise error(f"{where}: an item is a mapping of attribute names, not a {type(item).__name__}")
+    as_json = shape == "dynamodb" or (shape == "auto" and _is_dynamodb_json(item))
+    try:
+        if as_json:
+            if not _is_dynamodb_json(item) and item:
+                raise TypeError("not DynamoDB JSON")
+            return {str(name): _normalize(value) for name, value in item.items()}, True
+        return {str(name): _to_dynamodb(value) for name, value in item.items()}, False
+    except (TypeError, ValueError):
+        raise error(f"{where}: the item is not valid {'DynamoDB JSON' if as_json else 'document'} data") from None
+
+
+def _normalize(av: Mapping[str, Any]) -> Dict[str, Any]:
+    """DynamoDB JSON as botocore has it: bytes for B/BS (base64 text from JSON exports is decoded)."""
+    (kind, value), = av.items()
+    if kind == "B":
+        return {kind: _bytes(value)}
+    if kind == "BS":
+        return {kind: [_bytes(v) for v in value]}
+    if kind == "M":
+        if not isinstance(value, Mapping):
+            raise TypeError("M is not a map")
+        return {kind: {k: _normalize(v) for k, v in value.items()}}
+    if kind == "L":
+        if not isinstance(value, list):
+            raise TypeError("L is not a list")
+        return {kind: [_normalize(v) for v in value]}
+    return {kind: value}
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return base64.b64decode(value, validate=True)
+    inner = getattr(value, "value", None)  # boto3.dynamodb.types.Binary
+    if isinstance(inner, (bytes, bytearray)):
+        return bytes(inner)
+    raise TypeError("a binary value is not bytes")
+
+
+def _to_dynamodb(value: Any) -> Dict[str, Any]:
+    """A document value (boto3 resource style) as DynamoDB JSON."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (int, Decimal)):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("DynamoDB numbers are finite")
+        return {"N": repr(value)}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): _to_dynamodb(v) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"L": [_to_dynamodb(v) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        if all(isinstance(v, (int, Decimal, float)) and not isinstance(v, bool) for v in value):
+            return {"NS": [str(v) for v in value]}
+        return {"BS": [_bytes(v) for v in value]}
+    if isinstance(value, (datetime, date)):
+        return {"S": value.isoformat()}
+    return {"B": _bytes(value)}
+
+
+def _from_dynamodb(av: Mapping[str, Any]) -> Any:
+    (kind, value), = av.items()
+    if kind in ("S", "BOOL"):
+        return value
+    if kind == "N":
+        return Decimal(value)
+    if kind == "B":
+        return _bytes(value)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _from_dynamodb(v) for k, v in value.items()}
+    if kind == "L":
+        return [_from_dynamodb(v) for v in value]
+    if kind == "SS":
+        return set(value)
+    if kind == "NS":
+        return {Decimal(v) for v in value}
+    if kind == "BS":
+        return {_bytes(v) for v in value}
+    raise TypeError(f"unknown DynamoDB type {kind!r}")
+
+
+def _to_document_item(item: Dict[str, Any]) -> Dict[str, Any]:
+    return {name: _from_dynamodb(value) for name, value in item.items()}
+
