@@ -17,12 +17,17 @@ EXPECTED = [
     "EncryptionError",
     "HmacAttribute",
     "HmacDigest",
+    "ItemResult",
     "Key",
     "KeyNotFoundError",
     "Keyring",
     "StashError",
     "UnsupportedQueryError",
+    "bulk_decrypt_items",
+    "bulk_encrypt_items",
     "configure",
+    "decrypt_item",
+    "encrypt_item",
 ]
 ERRORS = [
     "ConfigurationError",
