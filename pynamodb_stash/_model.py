@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import random
+import time
 from decimal import Context, Decimal, InvalidOperation
 from typing import (
     Any,
@@ -37,13 +39,23 @@ from pynamodb.attributes import (
     TTLAttribute,
     VersionAttribute,
 )
-from pynamodb.constants import BINARY, NULL, NUMBER, STRING
-from pynamodb.exceptions import AttributeNullError
+from pynamodb.constants import (
+    BINARY,
+    DELETE_REQUEST,
+    ITEM,
+    KEY,
+    NULL,
+    NUMBER,
+    PUT_REQUEST,
+    STRING,
+    UNPROCESSED_ITEMS,
+)
+from pynamodb.exceptions import AttributeNullError, PutError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from pynamodb.indexes import Index
-from pynamodb.models import MetaModel, Model
+from pynamodb.models import BatchWrite, MetaModel, Model
 from pynamodb.pagination import ResultIterator
 
 from . import _crypto
@@ -564,6 +576,53 @@ def _open_nested(
     return instance
 
 
+class EncryptedBatchWrite(BatchWrite[_M]):
+    """PynamoDB's ``BatchWrite``, retrying unprocessed items with exponential backoff and full jitter.
+
+    Items are encrypted when they are added (``save``), so a value that cannot be encrypted raises at
+    the call that added it, and a commit never sends half a batch because of it. Batches hold at most
+    25 requests (DynamoDB's limit; 25 items of at most 400 KB stay below its 16 MB request limit).
+
+    :raises PutError: when items are still unprocessed after ``Meta.max_retry_attempts`` attempts; they
+        are left in ``failed_operations``.
+    """
+
+    backoff_base_seconds = 0.05
+    backoff_cap_seconds = 5.0
+
+    def save(self, put_item: _M) -> None:
+        self._stash_add(PUT_REQUEST, put_item, put_item.serialize())
+
+    def delete(self, del_item: _M) -> None:
+        self._stash_add(DELETE_REQUEST, del_item, del_item._get_keys())  # type: ignore[no-untyped-call]
+
+    def _stash_add(self, action: str, item: _M, serialized: Dict[str, Any]) -> None:
+        if len(self.pending_operations) == self.max_operations:
+            if not self.auto_commit:
+                raise ValueError("DynamoDB allows a maximum of 25 batch operations")
+            self.commit()
+        self.pending_operations.append({"action": action, "item": item, "serialized": serialized})
+
+    def commit(self) -> None:
+        puts = [op["serialized"] for op in self.pending_operations if op["action"] == PUT_REQUEST]
+        deletes = [op["serialized"] for op in self.pending_operations if op["action"] == DELETE_REQUEST]
+        self.pending_operations = []
+        attempts = 0
+        while puts or deletes:
+            data = self.model._get_connection().batch_write_item(put_items=puts, delete_items=deletes)
+            unprocessed = (data or {}).get(UNPROCESSED_ITEMS, {}).get(self.model.Meta.table_name)
+            if not unprocessed:
+                return
+            attempts += 1
+            if attempts >= self.model.Meta.max_retry_attempts:
+                self.failed_operations = unprocessed
+                raise PutError("Failed to batch write items: max_retry_attempts exceeded")
+            puts = [request[PUT_REQUEST][ITEM] for request in unprocessed if PUT_REQUEST in request]
+            deletes = [request[DELETE_REQUEST][KEY] for request in unprocessed if DELETE_REQUEST in request]
+            delay = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2**attempts)
+            time.sleep(random.uniform(0, delay))
+
+
 class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     """A PynamoDB model with client-side encrypted attributes.
 
@@ -594,6 +653,11 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         from ._items import from_stream_image
 
         return from_stream_image(cls, image)
+
+    @classmethod
+    def batch_write(cls: type[_M], auto_commit: bool = True) -> EncryptedBatchWrite[_M]:
+        """PynamoDB's ``batch_write``, with backoff on unprocessed items (see :class:`EncryptedBatchWrite`)."""
+        return EncryptedBatchWrite(cls, auto_commit=auto_commit)
 
     # -- keys and scopes --------------------------------------------------------------------------------
 
