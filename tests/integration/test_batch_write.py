@@ -8,8 +8,7 @@ import pytest
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import PutError
 
-from pynamodb_stash import EncryptedAttribute, EncryptedModel, EncryptionError, Keyring
-from pynamodb_stash import _model
+from pynamodb_stash import EncryptedAttribute, EncryptedModel, EncryptionError, Keyring, _model
 
 
 class Throttling:
