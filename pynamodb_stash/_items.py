@@ -15,6 +15,7 @@ unchanged, declared or not.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,11 +25,12 @@ from typing import Any, Callable, Dict, Generic, Iterable, List, Literal, Mappin
 from pynamodb.attributes import Attribute, ListAttribute, NumberAttribute
 
 from ._attributes import HMAC_SUFFIX, EncryptedAttribute, EncryptedMapAttribute, HmacAttribute
-from ._model import EncryptedModel
+from ._model import EncryptedModel, _open_nested, _seal_nested
 from .exceptions import DecryptionError, EncryptionError, StashError
 
 Shape = Literal["auto", "dynamodb", "document"]
 _TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+_SCALARS = frozenset({"S", "N", "BOOL", "NULL", "SS", "NS"})
 _M = TypeVar("_M", bound=EncryptedModel)
 _V = TypeVar("_V")
 
@@ -66,25 +68,40 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     raw, as_json = _to_dynamodb_item(item, shape, where, EncryptionError)
     model = _stored_class(model, raw, where, EncryptionError)
     fields = _top_level_encrypted(model)
-    plain = {name: value for name, value in raw.items() if name not in fields}
+    runtime = model._stash_runtime()
+    stored = {name: value for name, value in raw.items() if name not in fields}
     try:
-        instance = model(_user_instantiated=False)
-        instance.attribute_values = {}
+        pending: List[Tuple[Attribute[Any], Any, Any, Optional[str]]] = []
         for name, attribute in fields.items():
-            if name in raw and "NULL" not in raw[name]:
-                instance.attribute_values[attribute_python_name(model, attribute)] = _plaintext(attribute, raw[name])
-        for attribute in (model._hash_key_attribute(), model._range_key_attribute()):  # type: ignore[no-untyped-call]
-            if attribute is not None and not _is_hmac_of(attribute, fields) and attribute.attr_name in raw:
-                value = attribute.deserialize(attribute.get_value(raw[attribute.attr_name]))
-                instance.attribute_values[attribute_python_name(model, attribute)] = value
-        stored = instance.serialize(null_check=False)
+            value = raw.get(name)
+            if value is None or "NULL" in value:
+                continue
+            if isinstance(attribute, EncryptedAttribute):
+                field = runtime.by_path[attribute.logical_name]
+                plaintext, digest = field.encode(_plaintext(attribute, value))
+                if digest is not None and field.hmac is not None:
+                    stored[field.hmac] = {"S": digest}  # before the key: it may be the key
+                pending.append((attribute, field, plaintext, digest))
+            else:
+                pending.append((attribute, None, _plaintext(attribute, value), None))
+        if not pending:
+            return stored if as_json else _to_document_item(stored)
+        item_key = model._stash_plan().item_key(stored)
+        if item_key is None:
+            raise EncryptionError(f"{where}: the item lacks its primary key, which encryption binds to")
+        for attribute, field, plaintext, digest in pending:
+            if field is not None:
+                stored[field.source] = {"B": field.seal(plaintext, item_key, digest)}
+            else:
+                map_class, is_list = _nested(attribute)
+                stored[attribute.attr_name] = _seal_nested(
+                    runtime, map_class, is_list, plaintext, attribute.attr_name, item_key, True
+                )
     except StashError:
         raise
     except Exception as exc:  # PynamoDB's and the codecs' messages may quote values
         raise EncryptionError(f"{where}: the item does not fit the model ({type(exc).__name__})") from None
-    encrypted_names = _stored_names(model)
-    plain.update({name: value for name, value in stored.items() if name in encrypted_names})
-    return plain if as_json else _to_document_item(plain)
+    return stored if as_json else _to_document_item(stored)
 
 
 def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape: Shape = "auto") -> Dict[str, Any]:
@@ -98,14 +115,32 @@ def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     """
     where = f"decrypt_item({model.__name__})"
     raw, as_json = _to_dynamodb_item(item, shape, where, DecryptionError)
-    instance = _instance_from_raw(model, raw, where)
-    model = type(instance)
+    model = _stored_class(model, raw, where, DecryptionError)
+    _require_key(model, raw, where)
+    runtime = model._stash_runtime()
+    item_key = model._stash_plan().item_key(raw)
     encrypted_names = _stored_names(model)
     plain = {name: value for name, value in raw.items() if name not in encrypted_names}
-    for name, attribute in _top_level_encrypted(model).items():
-        value = instance.attribute_values.get(attribute_python_name(model, attribute))
-        if value is not None:
+    try:
+        for name, attribute in _top_level_encrypted(model).items():
+            if isinstance(attribute, EncryptedAttribute):
+                field = runtime.by_path[attribute.logical_name]
+                stored = raw.get(field.source)
+                if not stored or "NULL" in stored:
+                    continue
+                digest = raw[field.hmac].get("S") if field.hmac is not None and field.hmac in raw else None
+                value = field.open(stored, item_key, digest)
+            else:
+                stored = raw.get(name)
+                if not stored or "NULL" in stored:
+                    continue
+                map_class, is_list = _nested(attribute)
+                value = _open_nested(runtime, map_class, is_list, stored, name, item_key)
             plain[name] = _plaintext_to_dynamodb(attribute, value)
+    except StashError:
+        raise
+    except Exception as exc:
+        raise DecryptionError(f"{where}: the item does not fit the model ({type(exc).__name__})") from None
     return plain if as_json else _to_document_item(plain)
 
 
@@ -149,6 +184,7 @@ def attribute_python_name(model: type[EncryptedModel], attribute: Attribute[Any]
     return model._dynamo_to_python_attr(attribute.attr_name)
 
 
+@functools.cache
 def _top_level_encrypted(model: type[EncryptedModel]) -> Dict[str, Attribute[Any]]:
     """Encrypted attributes and encrypted maps (or lists of them) by the name a plaintext item uses."""
     found: Dict[str, Attribute[Any]] = {}
@@ -160,7 +196,8 @@ def _top_level_encrypted(model: type[EncryptedModel]) -> Dict[str, Attribute[Any
     return found
 
 
-def _stored_names(model: type[EncryptedModel]) -> set[str]:
+@functools.cache
+def _stored_names(model: type[EncryptedModel]) -> frozenset[str]:
     names = set()
     for name, attribute in _top_level_encrypted(model).items():
         if isinstance(attribute, EncryptedAttribute):
@@ -169,7 +206,7 @@ def _stored_names(model: type[EncryptedModel]) -> set[str]:
                 names.add(attribute.logical_name + HMAC_SUFFIX)
         else:
             names.add(name)
-    return names
+    return frozenset(names)
 
 
 def _is_hmac_of(attribute: Attribute[Any], fields: Mapping[str, Attribute[Any]]) -> bool:
@@ -200,10 +237,22 @@ def _stored_class(
     return stored
 
 
-def _instance_from_raw(model: type[_M], raw: Dict[str, Any], where: str) -> _M:
+def _require_key(model: type[EncryptedModel], raw: Dict[str, Any], where: str) -> None:
     for attribute in (model._hash_key_attribute(), model._range_key_attribute()):  # type: ignore[no-untyped-call]
         if attribute is not None and attribute.attr_name not in raw:
             raise DecryptionError(f"{where}: the item has no {attribute.attr_name!r}, part of its primary key")
+
+
+def _nested(attribute: Attribute[Any]) -> Tuple[type[EncryptedMapAttribute], bool]:
+    map_class = _map_list(attribute)
+    if map_class is not None:
+        return map_class, True
+    assert isinstance(attribute, EncryptedMapAttribute)
+    return type(attribute), False
+
+
+def _instance_from_raw(model: type[_M], raw: Dict[str, Any], where: str) -> _M:
+    _require_key(model, raw, where)
     try:
         return model.from_raw_data(raw)
     except StashError:
@@ -218,6 +267,8 @@ def _instance_from_raw(model: type[_M], raw: Dict[str, Any], where: str) -> _M:
 def _plaintext(attribute: Attribute[Any], av: Dict[str, Any]) -> Any:
     """The Python value of a plaintext attribute value, converted to what ``attribute`` declares."""
     if isinstance(attribute, EncryptedAttribute):
+        if attribute.type_ is str and "S" in av:
+            return av["S"]
         return _coerce(attribute, _from_dynamodb(av))
     map_class = _map_list(attribute)
     if map_class is not None:
@@ -272,6 +323,8 @@ def _coerce(field: EncryptedAttribute[Any], value: Any) -> Any:
 
 
 def _plaintext_to_dynamodb(attribute: Attribute[Any], value: Any) -> Dict[str, Any]:
+    if type(value) is str:
+        return {"S": value}
     if isinstance(attribute, EncryptedAttribute):
         if isinstance(attribute.type_, Attribute):
             return {attribute.type_.attr_type: attribute.type_.serialize(value)}
@@ -294,10 +347,20 @@ def _plaintext_to_dynamodb(attribute: Attribute[Any], value: Any) -> Dict[str, A
 # -- shapes -------------------------------------------------------------------------------------
 
 
-def _is_dynamodb_json(item: Mapping[str, Any]) -> bool:
-    return bool(item) and all(
-        isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _TYPES for value in item.values()
-    )
+def _as_dynamodb_json(item: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """``item`` normalized as botocore's DynamoDB JSON, or None if it is not DynamoDB JSON."""
+    out: Dict[str, Any] = {}
+    for name, value in item.items():
+        if not (type(value) is dict or isinstance(value, Mapping)) or len(value) != 1:
+            return None
+        kind = next(iter(value))
+        if kind in _SCALARS:
+            out[str(name)] = value
+        elif kind in _TYPES:
+            out[str(name)] = _normalize(value)
+        else:
+            return None
+    return out if out else None
 
 
 def _to_dynamodb_item(
@@ -305,20 +368,26 @@ def _to_dynamodb_item(
 ) -> Tuple[Dict[str, Any], bool]:
     if not isinstance(item, Mapping):
         raise error(f"{where}: an item is a mapping of attribute names, not a {type(item).__name__}")
-    as_json = shape == "dynamodb" or (shape == "auto" and _is_dynamodb_json(item))
     try:
-        if as_json:
-            if not _is_dynamodb_json(item) and item:
+        if shape != "document":
+            as_json = _as_dynamodb_json(item)
+            if as_json is not None:
+                return as_json, True
+            if shape == "dynamodb" and item:
                 raise TypeError("not DynamoDB JSON")
-            return {str(name): _normalize(value) for name, value in item.items()}, True
+            if shape == "dynamodb":
+                return {}, True
         return {str(name): _to_dynamodb(value) for name, value in item.items()}, False
     except (TypeError, ValueError):
-        raise error(f"{where}: the item is not valid {'DynamoDB JSON' if as_json else 'document'} data") from None
+        kind = "DynamoDB JSON" if shape == "dynamodb" else "item"
+        raise error(f"{where}: the item is not valid {kind} data") from None
 
 
 def _normalize(av: Mapping[str, Any]) -> Dict[str, Any]:
     """DynamoDB JSON as botocore has it: bytes for B/BS (base64 text from JSON exports is decoded)."""
     (kind, value), = av.items()
+    if kind in _SCALARS:
+        return av  # type: ignore[return-value]
     if kind == "B":
         return {kind: _bytes(value)}
     if kind == "BS":
