@@ -15,7 +15,6 @@ unchanged, declared or not.
 from __future__ import annotations
 
 import base64
-import functools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -180,38 +179,34 @@ def _attempt(
 # -- the model's encrypted attributes ---------------------------------------------------------------
 
 
-def attribute_python_name(model: type[EncryptedModel], attribute: Attribute[Any]) -> str:
-    return model._dynamo_to_python_attr(attribute.attr_name)
-
-
-@functools.cache
 def _top_level_encrypted(model: type[EncryptedModel]) -> Dict[str, Attribute[Any]]:
     """Encrypted attributes and encrypted maps (or lists of them) by the name a plaintext item uses."""
+    return _item_schema(model)[0]
+
+
+def _stored_names(model: type[EncryptedModel]) -> frozenset[str]:
+    """The stored names of the encrypted attributes: ``x__source``, ``x__hmac``, encrypted maps."""
+    return _item_schema(model)[1]
+
+
+def _item_schema(model: type[EncryptedModel]) -> Tuple[Dict[str, Attribute[Any]], frozenset[str]]:
+    cached: Optional[Tuple[Dict[str, Attribute[Any]], frozenset[str]]] = model.__dict__.get("_stash_item_schema")
+    if cached is not None:
+        return cached
     found: Dict[str, Attribute[Any]] = {}
+    names = set()
     for attribute in model.get_attributes().values():
         if isinstance(attribute, EncryptedAttribute):
             found[attribute.logical_name] = attribute
-        elif isinstance(attribute, EncryptedMapAttribute) or _map_list(attribute) is not None:
-            found[attribute.attr_name] = attribute
-    return found
-
-
-@functools.cache
-def _stored_names(model: type[EncryptedModel]) -> frozenset[str]:
-    names = set()
-    for name, attribute in _top_level_encrypted(model).items():
-        if isinstance(attribute, EncryptedAttribute):
             names.add(attribute.attr_name)
             if attribute.equality:
                 names.add(attribute.logical_name + HMAC_SUFFIX)
-        else:
-            names.add(name)
-    return frozenset(names)
-
-
-def _is_hmac_of(attribute: Attribute[Any], fields: Mapping[str, Attribute[Any]]) -> bool:
-    name = attribute.attr_name
-    return name.endswith(HMAC_SUFFIX) and name[: -len(HMAC_SUFFIX)] in fields
+        elif isinstance(attribute, EncryptedMapAttribute) or _map_list(attribute) is not None:
+            found[attribute.attr_name] = attribute
+            names.add(attribute.attr_name)
+    cached = (found, frozenset(names))
+    model._stash_item_schema = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _map_list(attribute: Attribute[Any]) -> Optional[type[EncryptedMapAttribute]]:
