@@ -234,8 +234,10 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         if self.hmac_attribute is not None and len(self.attr_path) == 1:
             return self.hmac_attribute.serialize(value)
         root = self.stash_root
-        if root is None:
-            raise ConfigurationError(f"{self._describe()} is not part of a model")
+        if root is None:  # e.g. Model.items[0].field: PynamoDB builds list elements afresh, unrooted
+            raise UnsupportedQueryError(
+                f"{self._describe()}: conditions on encrypted fields of list elements are not supported"
+            )
         return root._stash_runtime().by_path[self.template_path()].digest(value)
 
     # -- updates ------------------------------------------------------------------------------------
@@ -317,6 +319,10 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         self.python_name = ""
         self.field: EncryptedAttribute[Any] | None = None
         self.is_companion = False
+        self.declared_by: HmacAttribute | None = None
+        """On a model's own copy of an index attribute: the attribute declared on the index class."""
+        self._shared_scope: tuple[object, ...] | None = None
+        self._ambiguous = False
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.python_name = name
@@ -341,7 +347,7 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         if self.field is None:
             self.bind(field, where=where)
             self._shared_scope = scope
-        elif getattr(self, "_shared_scope", scope) != scope:
+        elif self._shared_scope != scope:
             self._ambiguous = True
 
     def _describe(self) -> str:
@@ -350,7 +356,7 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
     def serialize(self, value: Any) -> str:
         if isinstance(value, HmacDigest):
             return str(value)
-        if getattr(self, "_ambiguous", False):
+        if self._ambiguous:
             raise ConfigurationError(
                 f"{self._describe()}: this index class is shared by models with different HMAC keys; "
                 "build the condition on the model's attribute (Model.attr == value) instead"
@@ -378,7 +384,13 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
     def __get__(self: _A, instance: Any, owner: Any) -> str: ...
 
     def __get__(self, instance: Any, owner: Any) -> Any:
-        if instance is not None and self.is_companion and self.field is not None:
+        if (
+            instance is not None
+            and self.is_companion
+            and self.field is not None
+            and self.field.model is not None  # a nested field's HMAC is the one read from the table
+            and not self._is_map_attribute_class_object(instance)
+        ):
             plaintext = instance.attribute_values.get(self.field.python_name)
             if plaintext is not None:
                 return HmacDigest(self.serialize(plaintext))
@@ -417,6 +429,10 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
         super().__init_subclass__(**kwargs)
         for name, value in list(vars(cls).items()):
             where = f"{cls.__name__}.{name}"
+            if isinstance(value, Attribute) and not isinstance(value, EncryptedAttribute) and (
+                name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX)) or value.attr_name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX))
+            ):
+                raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
             if isinstance(value, Attribute) and not isinstance(value, (EncryptedAttribute, EncryptedMapAttribute)):
                 element = getattr(value, "element_type", None)
                 nested_list = isinstance(element, type) and issubclass(element, EncryptedMapAttribute)
@@ -449,7 +465,8 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
 
     def _describe(self) -> str:
         root = getattr(self, "_stash_root", None)
-        return f"{root.__name__ if root else '<unbound>'}.{'.'.join(self.attr_path)}"
+        path = getattr(self, "attr_path", None) or [type(self).__name__]  # a map value has no path
+        return f"{root.__name__ if root else '<unbound>'}.{'.'.join(str(part) for part in path)}"
 
     # The model encrypts whole items; a map value reaching these is outside its item.
     def serialize(self, values: Any, *, null_check: bool = True) -> NoReturn:

@@ -2,10 +2,12 @@
 
 PynamoDB reaches an attribute's ``serialize``/``deserialize`` through three paths: container
 (de)serialization of a whole item, attribute-level serialization of keys and condition values, and the
-schema. This module covers the item path (setting the item context around it, including the
-``_instantiate`` shortcut that get/query/scan/batch_get/TransactGet take), the update path (expanding
-pending encrypted actions) and projections (which must carry the primary key, bound into every
-ciphertext). The companion ``HmacAttribute`` covers keys, conditions and the schema by itself.
+schema. An attribute sees only its value, never the item its ciphertext must be bound to, so this module
+takes over the item path: ``_container_serialize``/``_container_deserialize`` (and ``_instantiate``,
+which get, query, scan, batch_get and TransactGet take past them) encrypt and decrypt whole items with
+the primary key in hand. It also expands pending encrypted update actions, completes projections with
+what decryption needs, and gives each model its own copy of indexes keyed on HMACs. The companion
+``HmacAttribute`` covers keys, conditions and the schema through PynamoDB's own code.
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) 
                 continue
             if isinstance(attribute, EncryptedAttribute):
                 namespace[name] = _fresh_copy(attribute)
+            elif isinstance(attribute, EncryptedMapAttribute):  # re-rooted to this model by __set_name__
+                namespace[name] = type(attribute)(
+                    null=attribute.null, default=attribute.default, attr_name=attribute.attr_name
+                )
 
     for name, value in list(namespace.items()):
         if not isinstance(value, EncryptedAttribute):
@@ -175,9 +181,7 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
 
     stored_names = {f.attr_name for f in fields.values()}
     stored_names.update(f.hmac_attribute.attr_name for f in fields.values() if f.hmac_attribute is not None)
-    for member, index in list(vars(cls).items()) + [
-        (name, index) for name, index in inspect.getmembers(cls) if name not in vars(cls)
-    ]:
+    for member, index in inspect.getmembers(cls):
         if isinstance(index, Index) and cls._indexes.get(index.Meta.index_name) is index:
             _own_index(cls, member, index, fields, stored_names)
 
@@ -195,6 +199,7 @@ def _own_index(
     or models on several tables), while an HMAC depends on the model's table and keyring.
     """
     index_class = type(index)
+    table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
     copies: Dict[str, Any] = {}
     for attr_name, attribute in index_class.Meta.attributes.items():
         where = f"{cls.__name__}: {index_class.__name__}.{attr_name}"
@@ -213,12 +218,12 @@ def _own_index(
         own = copy.copy(attribute)
         own.attr_path = list(attribute.attr_path)
         own.field = None
+        own.declared_by = attribute.declared_by or attribute
         own.bind(target, where=where)
         copies[attr_name] = own
-        table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
-        if table:
+        if table:  # a base model without a table never binds the declared attribute
             scope = (table, target.logical_name, target.hmac_scope, id(getattr(cls.Meta, "keyring", None)))
-            attribute.bind_shared(target, scope, where=where)
+            own.declared_by.bind_shared(target, scope, where=where)
     if not copies:
         return
     namespace = {"Meta": type("Meta", (index_class.Meta,), {}), "__module__": index_class.__module__, **copies}
@@ -850,16 +855,15 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         if not isinstance(actions, list):
             return actions  # PynamoDB raises its own TypeError
         runtime = self._stash_runtime()
-        stored_names = {f.source for f in runtime.fields} | {f.hmac for f in runtime.fields if f.hmac}
         expanded: List[Action] = []
         item_key: Optional[bytes] = None
         for action in actions:
             if not isinstance(action, PendingEncryptedAction):
                 target = action.values[0] if getattr(action, "values", None) else None
-                if isinstance(target, Path) and target.path and target.path[0] in stored_names:
+                if isinstance(target, Path) and not self._stash_plain_target(target, action):
                     raise UnsupportedQueryError(
-                        f"{type(self).__name__}: update {target.path[0]!r} through its EncryptedAttribute's "
-                        "set()/remove()"
+                        f"{type(self).__name__}: {'.'.join(target.path)!r} holds encrypted data; update it "
+                        "through its EncryptedAttribute's or EncryptedMapAttribute's set()/remove()"
                     )
                 expanded.append(action)
                 continue
@@ -887,6 +891,33 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if digest is not None and field.hmac is not None:
                 expanded.append(SetAction(Path([*path[:-1], field.hmac]), Value({STRING: digest})))
         return expanded
+
+    def _stash_plain_target(self, target: Path, action: Action) -> bool:
+        """Whether a plain update action on ``target`` leaves every encrypted value as it is.
+
+        Refused: paths to ``__source``/``__hmac`` values, to an encrypted attribute's base name (which
+        would store a plaintext beside it), and anything inside an encrypted map other than its typed
+        plain fields and removing it whole; list positions of encrypted maps are bound into their
+        ciphertexts, so no path into such a list is allowed.
+        """
+        segments = [segment.split("[", 1)[0] for segment in target.path]
+        if any(segment.endswith(_RESERVED_SUFFIXES) for segment in segments):
+            return False
+        plan = self._stash_plan()
+        if segments[0] in {field.logical_name for field in plan.fields}:
+            return False
+        if segments[0] not in {stored for _, _, stored, _, _ in plan.nested}:
+            return True
+        if len(target.path) == 1 and isinstance(action, RemoveAction):
+            return True
+        attribute = target.attribute
+        return (
+            len(segments) > 1
+            and "[" not in "".join(target.path)
+            and isinstance(attribute, Attribute)
+            and not isinstance(attribute, (EncryptedAttribute, EncryptedMapAttribute, HmacAttribute))
+            and not contains_encrypted(attribute)
+        )
 
     def _stash_item_key(self) -> bytes:
         hash_value, range_value = self._get_hash_range_key_serialized_values()

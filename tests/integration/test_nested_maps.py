@@ -185,11 +185,16 @@ def assert_no_plaintext(item: dict[str, Any], *secrets: str | bytes) -> None:
     for secret in secrets:
         needle = secret.encode("utf-8") if isinstance(secret, str) else secret
         assert needle, "use non-empty secrets"
-        assert not [blob for blob in blobs if needle in blob], f"plaintext {secret!r} found in the stored item"
+        assert not [blob for blob in blobs if needle in blob], (
+            f"plaintext {secret!r} found in the stored item"
+        )
 
 
-def assert_sealed(stored_map: dict[str, Any], name: str, *, hmac: str | None = None, equality: bool = False) -> None:
-    """``name`` is stored in this map as binary ``name__source`` (plus ``name__hmac`` with equality), not as ``name``."""
+def assert_sealed(
+    stored_map: dict[str, Any], name: str, *, hmac: str | None = None, equality: bool = False
+) -> None:
+    """``name`` is stored in this map as binary ``name__source`` (and ``name__hmac`` with equality), never as
+    ``name``."""
     assert name not in stored_map
     source = stored_map[f"{name}__source"]
     assert list(source) == ["B"] and len(bytes(source["B"])) > 16
@@ -315,7 +320,9 @@ def Doc(ddb_url: str, keyring: Keyring) -> Iterator[type[EncryptedModel]]:
 
 
 def raw_user(client: Any, User: Any, pk: str) -> dict[str, Any]:
-    item = client.get_item(TableName=User.Meta.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+    item = client.get_item(TableName=User.Meta.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True).get(
+        "Item"
+    )
     assert item is not None, f"no item {pk!r}"
     return dict(item)
 
@@ -329,7 +336,10 @@ def full_user(User: Any, pk: str, *, ssn: str = SSN, street: str = STREET) -> An
         pk=pk,
         profile=Profile(ssn=ssn, address=Address(street=street, city="Springfield"), age=40, note=NOTE),
         work=Address(street=f"{street} (work)", city="Capital City"),
-        history=[Address(street=f"{street} (old)", city="Shelbyville"), Address(street=f"{street} (older)", city="Ogden")],
+        history=[
+            Address(street=f"{street} (old)", city="Shelbyville"),
+            Address(street=f"{street} (older)", city="Ogden"),
+        ],
     )
 
 
@@ -374,7 +384,11 @@ def test_round_trip_keeps_the_nesting_and_stores_no_plaintext(User: Any, client:
 
 def test_equal_values_at_two_paths_store_different_hmacs(User: Any, client: Any) -> None:
     pk = unique("paths")
-    User(pk=pk, profile=Profile(ssn="same", address=Address(street="same", city="c")), work=Address(street="same", city="c")).save()
+    User(
+        pk=pk,
+        profile=Profile(ssn="same", address=Address(street="same", city="c")),
+        work=Address(street="same", city="c"),
+    ).save()
     raw = raw_user(client, User, pk)
     digests = {
         raw["profile"]["M"]["ssn__hmac"]["S"],
@@ -413,7 +427,11 @@ def test_every_supported_type_round_trips_inside_maps_and_lists(Doc: Any, client
     raw = client.get_item(TableName=Doc.Meta.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)["Item"]
     assert_no_plaintext(raw, "SECRET", b"SECRETB")
     top = raw["top"]["M"]
-    for stored_leaf in (top["leaf"]["M"], top["leaves"]["L"][1]["M"], raw["tops"]["L"][0]["M"]["leaves"]["L"][0]["M"]):
+    for stored_leaf in (
+        top["leaf"]["M"],
+        top["leaves"]["L"][1]["M"],
+        raw["tops"]["L"][0]["M"]["leaves"]["L"][0]["M"],
+    ):
         for name in LEAF_ENCRYPTED:
             assert_sealed(stored_leaf, name, equality=name == "s")
         assert stored_leaf["plain_s"] == {"S": "visible"} and stored_leaf["plain_n"] == {"N": "7"}
@@ -434,7 +452,7 @@ def test_every_supported_type_round_trips_inside_maps_and_lists(Doc: Any, client
 def _plain_values() -> dict[str, Any]:
     return {
         "s": "plain text",
-        "n": Decimal("12.50"),
+        "n": 12.5,
         "bin": b"\x00\x01raw",
         "flag": True,
         "ss": {"a", "b"},
@@ -492,19 +510,27 @@ def test_dicts_assigned_instead_of_map_instances(User: Any, client: Any) -> None
     user.save()
     raw = raw_user(client, User, pk)
     assert_sealed(raw["profile"]["M"], "ssn", hmac=User.profile.ssn.hmac(SSN))
-    assert_sealed(raw["profile"]["M"]["address"]["M"], "street", hmac=User.profile.address.street.hmac(STREET))
+    assert_sealed(
+        raw["profile"]["M"]["address"]["M"], "street", hmac=User.profile.address.street.hmac(STREET)
+    )
     assert [set(e["M"]) for e in raw["history"]["L"]] == [{"street__source", "street__hmac", "city"}] * 2
     assert_no_plaintext(raw, SSN, STREET, "h0", "h1")
 
     got = User.get(pk, consistent_read=True)
     assert (got.profile.ssn, got.profile.address.street, got.profile.age) == (SSN, STREET, 3)
     assert [(h.street, h.city) for h in got.history] == [("h0", "c0"), ("h1", "c1")]
-    assert [u.pk for u in User.scan(User.profile.address.street == STREET, consistent_read=True) if u.pk == pk] == [pk]
+    assert [
+        u.pk for u in User.scan(User.profile.address.street == STREET, consistent_read=True) if u.pk == pk
+    ] == [pk]
 
     got.update(actions=[User.profile.set({"ssn": "987", "address": {"street": "dict st", "city": "x"}})])
     got.update(actions=[User.work.set({"street": "dict work", "city": "y"})])
     again = User.get(pk, consistent_read=True)
-    assert (again.profile.ssn, again.profile.address.street, again.work.street) == ("987", "dict st", "dict work")
+    assert (again.profile.ssn, again.profile.address.street, again.work.street) == (
+        "987",
+        "dict st",
+        "dict work",
+    )
     raw = raw_user(client, User, pk)
     assert raw["profile"]["M"]["ssn__hmac"] == {"S": User.profile.ssn.hmac("987")}
     assert_no_plaintext(raw, "dict st", "dict work")
@@ -552,7 +578,10 @@ def test_modified_loaded_maps_are_resealed_on_save(User: Any, client: Any) -> No
 # -- round trips of random nested shapes -----------------------------------------------------------------
 
 _json_scalar = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.text(max_size=6),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**60), 2**60),
+    st.text(max_size=6),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 _secret_text = st.text(max_size=10).map(lambda s: "SECRET-" + s)
@@ -566,14 +595,19 @@ _leaf_spec = st.fixed_dictionaries(
         "d": st.decimals(allow_nan=False, allow_infinity=False),
         "flag": st.booleans(),
         "dt": st.datetimes(
-            min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
-            timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=45))]),
+            min_value=datetime(1, 1, 2),
+            max_value=datetime(9999, 12, 30),
+            timezones=st.sampled_from(
+                [timezone.utc, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5, minutes=45))]
+            ),
         ),
         "day": st.dates(),
         "obj": st.dictionaries(st.text(max_size=4), _json_scalar, max_size=3),
         "arr": st.lists(_json_scalar, max_size=3),
         "tags": st.sets(st.text(max_size=5), max_size=3),
-        "utc": st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)),
+        "utc": st.datetimes(
+            min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)
+        ),
         "num": st.integers(-(10**12), 10**12),
         "plain_s": st.text(min_size=1, max_size=8).filter(lambda s: "SECRET" not in s),
         "plain_n": st.integers(-1000, 1000),
@@ -588,7 +622,9 @@ _middle_spec = st.fixed_dictionaries(
         "label": st.text(min_size=1, max_size=8).filter(lambda s: "SECRET" not in s),
     },
 )
-_doc_spec = st.fixed_dictionaries({}, optional={"top": _middle_spec, "tops": st.lists(_middle_spec, max_size=2)})
+_doc_spec = st.fixed_dictionaries(
+    {}, optional={"top": _middle_spec, "tops": st.lists(_middle_spec, max_size=2)}
+)
 
 
 def _build_leaf(spec: dict[str, Any], as_dict: bool) -> Any:
@@ -606,7 +642,11 @@ def _build_middle(spec: dict[str, Any], as_dict: bool) -> Any:
 
 def _leaf_as_spec(leaf: Any) -> dict[str, Any]:
     assert isinstance(leaf, Leaf)
-    return {name: getattr(leaf, name) for name in (*LEAF_ENCRYPTED, *LEAF_PLAIN) if getattr(leaf, name) is not None}
+    return {
+        name: getattr(leaf, name)
+        for name in (*LEAF_ENCRYPTED, *LEAF_PLAIN)
+        if getattr(leaf, name) is not None
+    }
 
 
 def _middle_as_spec(middle: Any) -> dict[str, Any]:
@@ -657,12 +697,16 @@ def _check_stored_middle(stored: dict[str, Any], spec: dict[str, Any]) -> None:
 def _same(actual: Any, expected: Any) -> bool:
     """Equal, and of the same type and (for datetimes) offset, recursively."""
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and actual.keys() == expected.keys() and all(
-            _same(actual[k], expected[k]) for k in expected
+        return (
+            isinstance(actual, dict)
+            and actual.keys() == expected.keys()
+            and all(_same(actual[k], expected[k]) for k in expected)
         )
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(actual) == len(expected) and all(
-            _same(a, e) for a, e in zip(actual, expected)
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(_same(a, e) for a, e in zip(actual, expected))
         )
     if isinstance(expected, datetime):
         return actual == expected and actual.utcoffset() == expected.utcoffset()
@@ -713,10 +757,18 @@ def test_random_nested_shapes_round_trip(Doc: Any, client: Any, spec: dict[str, 
 def events(Event: Any) -> str:
     """Four events in one group: ssn/street values chosen per test below; seq 3 has no profile."""
     group = unique("grp")
-    Event(group=group, seq=0, profile=Profile(ssn="A", address=Address(street="S0", city="X"), note="n"),
-          history=[Address(street="H0", city="X")]).save()
-    Event(group=group, seq=1, profile=Profile(ssn="B", address=Address(street="S1", city="Y")),
-          history=[Address(street="H1", city="Y"), Address(street="H0", city="Y")]).save()
+    Event(
+        group=group,
+        seq=0,
+        profile=Profile(ssn="A", address=Address(street="S0", city="X"), note="n"),
+        history=[Address(street="H0", city="X")],
+    ).save()
+    Event(
+        group=group,
+        seq=1,
+        profile=Profile(ssn="B", address=Address(street="S1", city="Y")),
+        history=[Address(street="H1", city="Y"), Address(street="H0", city="Y")],
+    ).save()
     Event(group=group, seq=2, profile=Profile(ssn="A")).save()
     Event(group=group, seq=3).save()
     return group
@@ -746,12 +798,16 @@ FILTERS: list[tuple[str, Callable[[Any], Any], list[int]]] = [
 
 
 @pytest.mark.parametrize("build,expected", [(b, e) for _, b, e in FILTERS], ids=[n for n, _, _ in FILTERS])
-def test_filters_on_nested_fields(Event: Any, events: str, build: Callable[[Any], Any], expected: list[int]) -> None:
+def test_filters_on_nested_fields(
+    Event: Any, events: str, build: Callable[[Any], Any], expected: list[int]
+) -> None:
     assert _seqs(Event, events, build(Event)) == expected
 
 
 def test_scan_filter_on_nested_field(Event: Any, events: str) -> None:
-    found = [(e.group, int(e.seq)) for e in Event.scan(Event.profile.address.street == "S0", consistent_read=True)]
+    found = [
+        (e.group, int(e.seq)) for e in Event.scan(Event.profile.address.street == "S0", consistent_read=True)
+    ]
     assert found == [(events, 0)]
     assert Event.count(events, filter_condition=Event.profile.ssn.is_in("A", "B")) == 3
 
@@ -761,7 +817,7 @@ def test_nested_condition_values_are_hashed_on_the_wire(Event: Any) -> None:
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     expression = condition.serialize(names, values)
-    assert sorted(names.values()) == ["address", "profile", "street__hmac"]
+    assert sorted(names) == ["address", "profile", "street__hmac"]
     assert list(values.values()) == [{"S": Event.profile.address.street.hmac("S0")}]
     assert "S0" not in repr(values) and "S0" not in expression
 
@@ -834,7 +890,6 @@ def test_unsupported_operations_on_nested_encrypted_fields_raise_when_built(
     with pytest.raises(UnsupportedQueryError) as info:
         build(User)
     assert info.value.code == "unsupported_query"
-    assert "x" not in str(info.value).replace("User", "").lower().replace("expression", "").split(":")[-1] or True
 
 
 # -- updates --------------------------------------------------------------------------------------------
@@ -852,16 +907,24 @@ def test_nested_field_set_keeps_the_hmac_in_sync(User: Any, client: Any) -> None
     pk = unique("upd")
     user = full_user(User, pk)
     user.save()
-    user.update(actions=[User.profile.ssn.set("555-55-5555"), User.profile.address.street.set("2 Elm Street")])
+    user.update(
+        actions=[User.profile.ssn.set("555-55-5555"), User.profile.address.street.set("2 Elm Street")]
+    )
     assert (user.profile.ssn, user.profile.address.street) == ("555-55-5555", "2 Elm Street")
 
     raw = raw_user(client, User, pk)
     assert_sealed(raw["profile"]["M"], "ssn", hmac=User.profile.ssn.hmac("555-55-5555"))
-    assert_sealed(raw["profile"]["M"]["address"]["M"], "street", hmac=User.profile.address.street.hmac("2 Elm Street"))
+    assert_sealed(
+        raw["profile"]["M"]["address"]["M"], "street", hmac=User.profile.address.street.hmac("2 Elm Street")
+    )
     assert raw["profile"]["M"]["address"]["M"]["city"] == {"S": "Springfield"}
     assert_no_plaintext(raw, "555-55-5555", "2 Elm Street")
     got = User.get(pk, consistent_read=True)
-    assert (got.profile.ssn, got.profile.address.street, got.profile.note) == ("555-55-5555", "2 Elm Street", NOTE)
+    assert (got.profile.ssn, got.profile.address.street, got.profile.note) == (
+        "555-55-5555",
+        "2 Elm Street",
+        NOTE,
+    )
     assert _by_ssn(User, pk, "555-55-5555") and not _by_ssn(User, pk, SSN)
     assert _by_street(User, pk, "2 Elm Street") and not _by_street(User, pk, STREET)
 
@@ -889,7 +952,10 @@ def test_nested_field_remove_removes_source_and_hmac(User: Any, client: Any, how
     assert raw["profile"]["M"]["address"]["M"] == {"city": {"S": "Springfield"}}
     got = User.get(pk, consistent_read=True)
     assert got.profile.ssn is None and got.profile.address.street is None and got.profile.note is None
-    assert got.profile.age == 40 and [h.street for h in got.history] == [f"{STREET} (old)", f"{STREET} (older)"]
+    assert got.profile.age == 40 and [h.street for h in got.history] == [
+        f"{STREET} (old)",
+        f"{STREET} (older)",
+    ]
     assert not _by_ssn(User, pk, SSN)
 
 
@@ -897,7 +963,9 @@ def test_whole_map_set_replaces_every_source_and_hmac(User: Any, client: Any) ->
     pk = unique("whole")
     full_user(User, pk).save()
     user = User.get(pk, consistent_read=True)
-    user.update(actions=[User.profile.set(Profile(ssn="777-77-7777", address=Address(street="9 Oak Road", city="Z")))])
+    user.update(
+        actions=[User.profile.set(Profile(ssn="777-77-7777", address=Address(street="9 Oak Road", city="Z")))]
+    )
     assert user.profile.ssn == "777-77-7777" and user.profile.note is None and user.profile.age is None
 
     raw = raw_user(client, User, pk)
@@ -907,18 +975,28 @@ def test_whole_map_set_replaces_every_source_and_hmac(User: Any, client: Any) ->
     assert_sealed(profile["address"]["M"], "street", hmac=User.profile.address.street.hmac("9 Oak Road"))
     assert_no_plaintext(raw, "777-77-7777", "9 Oak Road")
     got = User.get(pk, consistent_read=True)
-    assert (got.profile.ssn, got.profile.address.street, got.profile.address.city) == ("777-77-7777", "9 Oak Road", "Z")
-    assert _by_street(User, pk, "9 Oak Road") and not _by_street(User, pk, STREET) and not _by_ssn(User, pk, SSN)
+    assert (got.profile.ssn, got.profile.address.street, got.profile.address.city) == (
+        "777-77-7777",
+        "9 Oak Road",
+        "Z",
+    )
+    assert (
+        _by_street(User, pk, "9 Oak Road") and not _by_street(User, pk, STREET) and not _by_ssn(User, pk, SSN)
+    )
 
 
 def test_inner_map_set_replaces_it_in_place(User: Any, client: Any) -> None:
     pk = unique("inner")
     full_user(User, pk).save()
     user = User.get(pk, consistent_read=True)
-    user.update(actions=[User.profile.address.set(Address(street="3 Pine Lane", city="P")), User.work.set(None)])
+    user.update(
+        actions=[User.profile.address.set(Address(street="3 Pine Lane", city="P")), User.work.set(None)]
+    )
     raw = raw_user(client, User, pk)
     assert "work" not in raw
-    assert_sealed(raw["profile"]["M"]["address"]["M"], "street", hmac=User.profile.address.street.hmac("3 Pine Lane"))
+    assert_sealed(
+        raw["profile"]["M"]["address"]["M"], "street", hmac=User.profile.address.street.hmac("3 Pine Lane")
+    )
     assert_sealed(raw["profile"]["M"], "ssn", hmac=User.profile.ssn.hmac(SSN))
     got = User.get(pk, consistent_read=True)
     assert (got.profile.ssn, got.profile.address.street, got.work) == (SSN, "3 Pine Lane", None)
@@ -930,8 +1008,9 @@ def test_whole_map_remove(User: Any, client: Any, how: str) -> None:
     pk = unique("rmmap")
     full_user(User, pk).save()
     user = User.get(pk, consistent_read=True)
-    user.update(actions=[User.profile.remove() if how == "remove" else User.profile.set(None),
-                         User.profile.address.remove() if False else User.history.remove()])
+    user.update(
+        actions=[User.profile.remove() if how == "remove" else User.profile.set(None), User.history.remove()]
+    )
     raw = raw_user(client, User, pk)
     assert set(raw) == {"pk", "work"}
     got = User.get(pk, consistent_read=True)
@@ -947,7 +1026,11 @@ def test_plain_fields_of_an_encrypted_map_update_as_usual(User: Any, client: Any
     assert raw["profile"]["M"]["age"] == {"N": "41"}
     assert raw["profile"]["M"]["address"]["M"]["city"] == {"S": "Elsewhere"}
     got = User.get(pk, consistent_read=True)
-    assert (got.profile.age, got.profile.address.city, got.profile.address.street) == (41, "Elsewhere", STREET)
+    assert (got.profile.age, got.profile.address.city, got.profile.address.street) == (
+        41,
+        "Elsewhere",
+        STREET,
+    )
 
 
 RAW_NESTED_NAMES: list[tuple[str, Callable[[], Any]]] = [
@@ -976,10 +1059,15 @@ def test_update_on_a_raw_nested_stored_name_raises(User: Any, client: Any, build
 
 @pytest.mark.parametrize(
     "build",
-    [lambda U: U.history[0].street.set("new street"), lambda U: U.history[0].set(Address(street="new street", city="c"))],
+    [
+        lambda U: U.history[0].street.set("new street"),
+        lambda U: U.history[0].set(Address(street="new street", city="c")),
+    ],
     ids=["field", "element"],
 )
-def test_update_of_a_list_element_is_refused_or_correct(User: Any, client: Any, build: Callable[[Any], Any]) -> None:
+def test_update_of_a_list_element_is_refused_or_correct(
+    User: Any, client: Any, build: Callable[[Any], Any]
+) -> None:
     """Either refused with UnsupportedQueryError (nothing written), or the element is sealed for its position."""
     pk = unique("elem")
     full_user(User, pk).save()
@@ -995,13 +1083,26 @@ def test_update_of_a_list_element_is_refused_or_correct(User: Any, client: Any, 
     assert_no_plaintext(raw_user(client, User, pk), "new street")
 
 
-def test_remove_of_a_list_element_is_refused_or_leaves_a_readable_item(User: Any, client: Any) -> None:
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda U: U.history[0].remove(),
+        lambda U: Path("history[0]").remove(),
+        lambda U: Path(["history[0]"]).remove(),
+    ],
+    ids=["attribute", "path-string", "path-list"],
+)
+def test_remove_of_a_list_element_is_refused_or_leaves_a_readable_item(
+    User: Any, client: Any, build: Callable[[Any], Any]
+) -> None:
+    """DynamoDB shifts the later elements down, and their ciphertexts are bound to their positions: removing
+    an element other than the last must be refused (nothing written) rather than make the item unreadable."""
     pk = unique("rmelem")
     full_user(User, pk).save()
     user = User.get(pk, consistent_read=True)
     before = raw_user(client, User, pk)
     try:
-        user.update(actions=[User.history[0].remove()])
+        user.update(actions=[build(User)])
     except UnsupportedQueryError:
         assert raw_user(client, User, pk) == before
         return
@@ -1046,7 +1147,9 @@ def _map(item: dict[str, Any], *path: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("with_hmac", [True, False], ids=["source+hmac", "source-only"])
-def test_nested_source_swapped_between_items(User: Any, client: Any, pair: tuple[str, str], with_hmac: bool) -> None:
+def test_nested_source_swapped_between_items(
+    User: Any, client: Any, pair: tuple[str, str], with_hmac: bool
+) -> None:
     a, b = pair
     other = _map(raw_user(client, User, b), "profile")
 
@@ -1062,8 +1165,14 @@ def test_nested_source_swapped_between_items(User: Any, client: Any, pair: tuple
 def test_deep_source_swapped_between_items(User: Any, client: Any, pair: tuple[str, str]) -> None:
     a, b = pair
     other = _map(raw_user(client, User, b), "profile", "address")
-    _tampered(User, client, a, lambda item: _map(item, "profile", "address").update(
-        street__source=other["street__source"], street__hmac=other["street__hmac"]))
+    _tampered(
+        User,
+        client,
+        a,
+        lambda item: _map(item, "profile", "address").update(
+            street__source=other["street__source"], street__hmac=other["street__hmac"]
+        ),
+    )
     _unreadable(User, a)
 
 
@@ -1148,7 +1257,9 @@ def test_map_field_moved_into_a_list_element_and_back(User: Any, client: Any, pa
 
 def test_whole_map_moved_into_a_list_element(User: Any, client: Any, pair: tuple[str, str]) -> None:
     a, _ = pair
-    _tampered(User, client, a, lambda item: item["history"]["L"].__setitem__(0, item["profile"]["M"]["address"]))
+    _tampered(
+        User, client, a, lambda item: item["history"]["L"].__setitem__(0, item["profile"]["M"]["address"])
+    )
     _unreadable(User, a)
 
 
@@ -1163,14 +1274,20 @@ def test_nested_hmac_replaced_by_one_for_another_value(User: Any, client: Any, p
     """An item must not be made to answer ``street == "5 Side Street"`` while holding another street."""
     a, _ = pair
     forged = User.profile.address.street.hmac("5 Side Street")
-    _tampered(User, client, a, lambda item: _map(item, "profile", "address").update(street__hmac={"S": forged}))
+    _tampered(
+        User, client, a, lambda item: _map(item, "profile", "address").update(street__hmac={"S": forged})
+    )
     _unreadable(User, a)
 
 
 def test_list_element_hmac_replaced(User: Any, client: Any, pair: tuple[str, str]) -> None:
     a, _ = pair
-    _tampered(User, client, a, lambda item: _map(item, "history", 1).update(
-        street__hmac=_map(item, "history", 0)["street__hmac"]))
+    _tampered(
+        User,
+        client,
+        a,
+        lambda item: _map(item, "history", 1).update(street__hmac=_map(item, "history", 0)["street__hmac"]),
+    )
     _unreadable(User, a)
 
 
@@ -1232,24 +1349,31 @@ def test_a_stored_nested_value_of_the_wrong_type_raises_decryption_error(
 
 
 def test_transact_write_and_get_with_nested_maps(User: Any, client: Any, connection: Connection) -> None:
-    a, b = unique("tx"), unique("tx")
+    a, b, c = unique("tx"), unique("tx"), unique("tx")
     first = full_user(User, a)
     second = User(pk=b, profile={"ssn": "222-22-2222"}, history=[{"street": "tx street", "city": "t"}])
     with TransactWrite(connection=connection) as tw:
         tw.save(first)
         tw.save(second)
+        tw.save(User(pk=c, profile=Profile(ssn="guard", address=Address(street="guard street", city="g"))))
     raw_a, raw_b = raw_user(client, User, a), raw_user(client, User, b)
     assert_sealed(raw_a["profile"]["M"], "ssn", hmac=User.profile.ssn.hmac(SSN))
     assert_no_plaintext(raw_a, SSN, STREET, NOTE)
     assert_no_plaintext(raw_b, "222-22-2222", "tx street")
 
     with TransactWrite(connection=connection) as tw:
-        tw.update(first, actions=[User.profile.address.street.set("tx new street"), User.profile.ssn.remove()])
+        tw.update(
+            first, actions=[User.profile.address.street.set("tx new street"), User.profile.ssn.remove()]
+        )
         tw.update(second, actions=[User.profile.set(Profile(ssn="333-33-3333", note="tx note"))])
-        tw.condition_check(User, b, condition=User.profile.ssn == "222-22-2222")
+        tw.condition_check(
+            User, c, condition=(User.profile.ssn == "guard") & (User.profile.address.street != "x")
+        )
     raw_a, raw_b = raw_user(client, User, a), raw_user(client, User, b)
     assert not {"ssn__source", "ssn__hmac"} & set(raw_a["profile"]["M"])
-    assert raw_a["profile"]["M"]["address"]["M"]["street__hmac"] == {"S": User.profile.address.street.hmac("tx new street")}
+    assert raw_a["profile"]["M"]["address"]["M"]["street__hmac"] == {
+        "S": User.profile.address.street.hmac("tx new street")
+    }
     assert raw_b["profile"]["M"]["ssn__hmac"] == {"S": User.profile.ssn.hmac("333-33-3333")}
     assert_no_plaintext(raw_a, "tx new street")
     assert_no_plaintext(raw_b, "333-33-3333", "tx note")
@@ -1257,9 +1381,17 @@ def test_transact_write_and_get_with_nested_maps(User: Any, client: Any, connect
     with TransactGet(connection=connection) as tg:
         fa, fb = tg.get(User, a), tg.get(User, b)
     got_a, got_b = fa.get(), fb.get()
-    assert (got_a.profile.ssn, got_a.profile.address.street, got_a.profile.note) == (None, "tx new street", NOTE)
+    assert (got_a.profile.ssn, got_a.profile.address.street, got_a.profile.note) == (
+        None,
+        "tx new street",
+        NOTE,
+    )
     assert [h.street for h in got_a.history] == [f"{STREET} (old)", f"{STREET} (older)"]
-    assert (got_b.profile.ssn, got_b.profile.note, got_b.history[0].street) == ("333-33-3333", "tx note", "tx street")
+    assert (got_b.profile.ssn, got_b.profile.note, got_b.history[0].street) == (
+        "333-33-3333",
+        "tx note",
+        "tx street",
+    )
 
 
 def test_transact_condition_check_on_nested_field_fails_the_transaction(
@@ -1309,9 +1441,15 @@ def test_batch_write_and_batch_get_with_nested_maps(User: Any, client: Any) -> N
 def test_query_with_nested_maps_and_range_keys(Event: Any) -> None:
     group = unique("q")
     for seq in range(5):
-        Event(group=group, seq=seq, profile=Profile(ssn=f"q-{seq % 2}", address=Address(street=f"q st {seq}", city="c")),
-              history=[Address(street=f"q h {seq}", city="c")]).save()
-    results = list(Event.query(group, Event.seq >= 1, filter_condition=Event.profile.ssn == "q-1", consistent_read=True))
+        Event(
+            group=group,
+            seq=seq,
+            profile=Profile(ssn=f"q-{seq % 2}", address=Address(street=f"q st {seq}", city="c")),
+            history=[Address(street=f"q h {seq}", city="c")],
+        ).save()
+    results = list(
+        Event.query(group, Event.seq >= 1, filter_condition=Event.profile.ssn == "q-1", consistent_read=True)
+    )
     assert [(int(e.seq), e.profile.address.street, e.history[0].street) for e in results] == [
         (1, "q st 1", "q h 1"),
         (3, "q st 3", "q h 3"),
@@ -1344,13 +1482,14 @@ def test_subclass_model_on_its_own_table_hashes_nested_fields_for_its_table(
 ) -> None:
     """Top-level fields are copied per model class so HMACs use the subclass's table; nested ones must be too."""
     base_table, sub_table = unique("nested_base"), unique("nested_sub")
+    kr = keyring
 
     class Base(EncryptedModel):
         class Meta:
             table_name = base_table
             host = ddb_url
             region = REGION
-            keyring = keyring
+            keyring = kr
             billing_mode = "PAY_PER_REQUEST"
 
         pk = UnicodeAttribute(hash_key=True)
@@ -1361,7 +1500,7 @@ def test_subclass_model_on_its_own_table_hashes_nested_fields_for_its_table(
             table_name = sub_table
             host = ddb_url
             region = REGION
-            keyring = keyring
+            keyring = kr
             billing_mode = "PAY_PER_REQUEST"
 
     Sub.create_table(wait=True)
@@ -1373,3 +1512,70 @@ def test_subclass_model_on_its_own_table_hashes_nested_fields_for_its_table(
         assert [u.pk for u in Sub.scan(Sub.profile.address.street == STREET, consistent_read=True)] == ["s1"]
     finally:
         Sub.delete_table()
+
+
+# -- custom stored names ------------------------------------------------------------------------------------
+
+
+class ShortStreet(EncryptedMapAttribute):
+    street = EncryptedAttribute(str, equality=True, attr_name="st")
+    city = UnicodeAttribute(null=True, attr_name="c")
+
+
+class ShortProfile(EncryptedMapAttribute):
+    ssn = EncryptedAttribute(str, equality=True, attr_name="tin")
+    address = ShortStreet(null=True, attr_name="addr")
+
+
+def test_custom_stored_names_through_save_filter_and_update(
+    ddb_url: str, keyring: Keyring, client: Any
+) -> None:
+    table = unique("nested_names")
+    kr = keyring
+
+    class Short(EncryptedModel):
+        class Meta:
+            table_name = table
+            host = ddb_url
+            region = REGION
+            keyring = kr
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        profile = ShortProfile(null=True, attr_name="p")
+        olds = ListAttribute(of=ShortStreet, null=True, attr_name="o")
+
+    Short.create_table(wait=True)
+    try:
+        item = Short(pk="n1", profile=ShortProfile(ssn=SSN, address=ShortStreet(street=STREET, city="c1")))
+        item.olds = [ShortStreet(street="old street")]
+        item.save()
+        raw = client.get_item(TableName=table, Key={"pk": {"S": "n1"}}, ConsistentRead=True)["Item"]
+        assert set(raw) == {"pk", "p", "o"}
+        assert set(raw["p"]["M"]) == {"tin__source", "tin__hmac", "addr"}
+        assert raw["p"]["M"]["addr"]["M"]["st__hmac"] == {"S": Short.profile.address.street.hmac(STREET)}
+        assert raw["p"]["M"]["addr"]["M"]["c"] == {"S": "c1"}
+        assert set(raw["o"]["L"][0]["M"]) == {"st__source", "st__hmac"}
+        assert_no_plaintext(raw, SSN, STREET, "old street")
+
+        assert [u.pk for u in Short.scan(Short.profile.address.street == STREET, consistent_read=True)] == [
+            "n1"
+        ]
+        assert [u.pk for u in Short.scan(Short.profile.ssn.exists(), consistent_read=True)] == ["n1"]
+        item.update(actions=[Short.profile.address.street.set("new street"), Short.profile.ssn.remove()])
+        raw = client.get_item(TableName=table, Key={"pk": {"S": "n1"}}, ConsistentRead=True)["Item"]
+        assert set(raw["p"]["M"]) == {"addr"}
+        assert raw["p"]["M"]["addr"]["M"]["st__hmac"] == {
+            "S": Short.profile.address.street.hmac("new street")
+        }
+        got = Short.get("n1", consistent_read=True)
+        assert (got.profile.ssn, got.profile.address.street, got.olds[0].street) == (
+            None,
+            "new street",
+            "old street",
+        )
+        assert [
+            u.pk for u in Short.scan(Short.profile.address.street == "new street", consistent_read=True)
+        ] == ["n1"]
+    finally:
+        Short.delete_table()
