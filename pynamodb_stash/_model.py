@@ -908,7 +908,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             return False
         if segments[0] not in {stored for _, _, stored, _, _ in plan.nested}:
             return True
-        if len(target.path) == 1 and isinstance(action, RemoveAction):
+        if target.path == segments[:1] and isinstance(action, RemoveAction):  # the whole map or list
             return True
         attribute = target.attribute
         return (
