@@ -42,6 +42,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.constants import (
+    BATCH_GET_PAGE_LIMIT,
     BINARY,
     DELETE_REQUEST,
     ITEM,
@@ -52,7 +53,7 @@ from pynamodb.constants import (
     STRING,
     UNPROCESSED_ITEMS,
 )
-from pynamodb.exceptions import AttributeNullError, PutError
+from pynamodb.exceptions import AttributeNullError, GetError, PutError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
@@ -581,6 +582,15 @@ def _open_nested(
     return instance
 
 
+_BACKOFF_BASE_SECONDS = 0.05
+_BACKOFF_CAP_SECONDS = 5.0
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep before retry ``attempt`` (1, 2, ...): exponential with full jitter, capped."""
+    time.sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)))
+
+
 class EncryptedBatchWrite(BatchWrite[_M]):
     """PynamoDB's ``BatchWrite``, retrying unprocessed items with exponential backoff and full jitter.
 
@@ -591,9 +601,6 @@ class EncryptedBatchWrite(BatchWrite[_M]):
     :raises PutError: when items are still unprocessed after ``Meta.max_retry_attempts`` attempts; they
         are left in ``failed_operations``.
     """
-
-    backoff_base_seconds = 0.05
-    backoff_cap_seconds = 5.0
 
     def save(self, put_item: _M) -> None:
         self._stash_add(PUT_REQUEST, put_item, put_item.serialize())
@@ -624,8 +631,7 @@ class EncryptedBatchWrite(BatchWrite[_M]):
                 raise PutError("Failed to batch write items: max_retry_attempts exceeded")
             puts = [request[PUT_REQUEST][ITEM] for request in unprocessed if PUT_REQUEST in request]
             deletes = [request[DELETE_REQUEST][KEY] for request in unprocessed if DELETE_REQUEST in request]
-            delay = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2**attempts)
-            time.sleep(random.uniform(0, delay))
+            _backoff(attempts)
 
 
 class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
@@ -986,7 +992,46 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         consistent_read: Optional[bool] = None,
         attributes_to_get: Optional[Sequence[str]] = None,
     ) -> Iterator[_M]:
-        return super().batch_get(items, consistent_read, attributes_to_get=cls._stash_projection(attributes_to_get))
+        """PynamoDB's ``batch_get``, taking plaintext keys, with backoff on unprocessed keys.
+
+        Keys go in pages of 100 (DynamoDB's limit); duplicates are fetched once. Keys DynamoDB leaves
+        unprocessed are requested again after an exponential, jittered delay.
+
+        :raises ValueError: for a key that is not a hash key (or a (hash, range) pair); the message
+            does not quote it.
+        :raises GetError: when keys are still unprocessed after ``Meta.max_retry_attempts`` attempts.
+        """
+        projection = cls._stash_projection(attributes_to_get)
+        keys = [cls._stash_batch_key(item) for item in dict.fromkeys(items)]
+        for start in range(0, len(keys), BATCH_GET_PAGE_LIMIT):
+            pending = keys[start : start + BATCH_GET_PAGE_LIMIT]
+            attempts = 0
+            while pending:
+                page, unprocessed = cls._batch_get_page(pending, consistent_read, projection)  # type: ignore[no-untyped-call]
+                for raw in page:
+                    yield cls.from_raw_data(raw)
+                if not unprocessed:
+                    break
+                attempts += 1
+                if attempts >= cls.Meta.max_retry_attempts:
+                    raise GetError("Failed to batch get items: max_retry_attempts exceeded")
+                _backoff(attempts)
+                pending = unprocessed
+
+    @classmethod
+    def _stash_batch_key(cls, item: Any) -> Dict[str, Any]:
+        hash_attribute, range_attribute = cls._hash_key_attribute(), cls._range_key_attribute()  # type: ignore[no-untyped-call]
+        if range_attribute is None:
+            return {hash_attribute.attr_name: hash_attribute.serialize(item)}
+        if isinstance(item, (str, bytes)) or not isinstance(item, Iterable):
+            raise ValueError(f"{cls.__name__}.batch_get: each key is a (hash key, range key) pair")
+        pair = tuple(item)
+        if len(pair) != 2:
+            raise ValueError(f"{cls.__name__}.batch_get: each key is a (hash key, range key) pair")
+        return {
+            hash_attribute.attr_name: hash_attribute.serialize(pair[0]),
+            range_attribute.attr_name: range_attribute.serialize(pair[1]),
+        }
 
     @classmethod
     def query(
