@@ -83,8 +83,6 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
                 pending.append((attribute, field, plaintext, digest))
             else:
                 pending.append((attribute, None, _plaintext(attribute, value), None))
-        if not pending:
-            return stored if as_json else _to_document_item(stored)
         item_key = model._stash_plan().item_key(stored)
         if item_key is None:
             raise EncryptionError(f"{where}: the item lacks its primary key, which encryption binds to")
@@ -117,10 +115,10 @@ def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     model = _stored_class(model, raw, where, DecryptionError)
     _require_key(model, raw, where)
     runtime = model._stash_runtime()
-    item_key = model._stash_plan().item_key(raw)
     encrypted_names = _stored_names(model)
     plain = {name: value for name, value in raw.items() if name not in encrypted_names}
     try:
+        item_key = model._stash_plan().item_key(raw)
         for name, attribute in _top_level_encrypted(model).items():
             if isinstance(attribute, EncryptedAttribute):
                 field = runtime.by_path[attribute.logical_name]
@@ -174,6 +172,9 @@ def _attempt(
         return ItemResult(value=operation(model, item, shape=shape))
     except StashError as error:
         return ItemResult(error=error)
+    except Exception as exc:  # never expected; one item's failure must not lose the others
+        kind = EncryptionError if operation is encrypt_item else DecryptionError
+        return ItemResult(error=kind(f"{operation.__name__}({model.__name__}): unexpected {type(exc).__name__}"))
 
 
 # -- the model's encrypted attributes ---------------------------------------------------------------
@@ -300,8 +301,22 @@ def _expect(av: Dict[str, Any], kind: str, attribute: Attribute[Any]) -> Any:
     return av[kind]
 
 
+def _json_numbers(value: Any) -> Any:
+    """DynamoDB numbers (Decimal) inside a JSON value, as the int or float JSON itself would read."""
+    if isinstance(value, Decimal):
+        text = str(value)  # as JSON would: a fraction or an exponent makes a float
+        return float(value) if any(mark in text for mark in ".eEnN") else int(value)
+    if isinstance(value, dict):
+        return {key: _json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_numbers(item) for item in value]
+    return value
+
+
 def _coerce(field: EncryptedAttribute[Any], value: Any) -> Any:
     declared = field.type_
+    if declared is dict or declared is list:
+        return _json_numbers(value)
     if declared is int and isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     if declared is float and isinstance(value, Decimal):
@@ -318,9 +333,9 @@ def _coerce(field: EncryptedAttribute[Any], value: Any) -> Any:
 
 
 def _plaintext_to_dynamodb(attribute: Attribute[Any], value: Any) -> Dict[str, Any]:
-    if type(value) is str:
-        return {"S": value}
     if isinstance(attribute, EncryptedAttribute):
+        if attribute.type_ is str:
+            return {"S": value}
         if isinstance(attribute.type_, Attribute):
             return {attribute.type_.attr_type: attribute.type_.serialize(value)}
         if isinstance(value, (datetime, date)):
@@ -380,6 +395,8 @@ def _to_dynamodb_item(
 
 def _normalize(av: Mapping[str, Any]) -> Dict[str, Any]:
     """DynamoDB JSON as botocore has it: bytes for B/BS (base64 text from JSON exports is decoded)."""
+    if not isinstance(av, Mapping) or len(av) != 1:
+        raise TypeError("not an attribute value")
     (kind, value), = av.items()
     if kind in _SCALARS:
         return av  # type: ignore[return-value]

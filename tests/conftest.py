@@ -1,4 +1,8 @@
-"""Shared fixtures: dummy AWS credentials, a DynamoDB Local server, unique table names."""
+"""Shared fixtures: dummy AWS credentials, a DynamoDB Local server, unique table names, a boto3 client, a
+keyring and a PynamoDB connection per module, and ``offline`` for unit tests.
+
+Shared helpers that are not fixtures live in ``stashtest.py`` next to this file.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +159,47 @@ def table_name(request: pytest.FixtureRequest) -> str:
     """A table name unique to this test, valid for DynamoDB ([A-Za-z0-9_.-], 3-255 chars)."""
     test_part = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:180]
     return f"t_{test_part}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def client(ddb_url: str) -> Any:
+    """A boto3 DynamoDB client on the DynamoDB Local server, to read and write items past the library."""
+    import boto3
+    from stashtest import REGION
+
+    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
+
+
+@pytest.fixture(scope="module")
+def connection(ddb_url: str) -> Any:
+    """A PynamoDB connection on the DynamoDB Local server (for transactions)."""
+    from pynamodb.connection import Connection
+    from stashtest import REGION
+
+    return Connection(host=ddb_url, region=REGION)
+
+
+@pytest.fixture(scope="module")
+def keyring() -> Any:
+    """A fresh keyring for the module."""
+    from pynamodb_stash import Keyring
+
+    return Keyring.generate()
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No network, no keyring from the environment (nor a cached one), no global keyring.
+
+    Unit modules opt in with ``pytestmark = pytest.mark.usefixtures("offline")``."""
+    from pynamodb_stash import _keyring, configure
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("unit tests must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.delenv("PYNAMODB_STASH_KEYRING", raising=False)
+    monkeypatch.setattr(_keyring, "_env_cache", None)
+    configure(keyring=None)
+    yield
+    configure(keyring=None)

@@ -7,16 +7,15 @@ test ``x__source``; everything else fails when the expression is built. Updates 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any, Callable
 
-import boto3
 import pytest
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.operand import Path
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from stashtest import REGION, assert_no_plaintext, created, raw_item, table_meta, unique
 
 from pynamodb_stash import (
     EncryptedAttribute,
@@ -28,30 +27,6 @@ from pynamodb_stash import (
     StashError,
     UnsupportedQueryError,
 )
-
-REGION = "us-east-1"
-
-
-# -- helpers ------------------------------------------------------------------------------------------
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def raw_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
-    return item
-
-
-def assert_no_plaintext(item: dict[str, Any], *secrets: str) -> None:
-    stored = [name.encode() for name in item]
-    for av in item.values():
-        for kind, value in av.items():
-            stored.append(bytes(value) if kind == "B" else str(value).encode())
-    for secret in secrets:
-        assert not [blob for blob in stored if secret.encode() in blob], f"{secret!r} stored in plaintext"
-
 
 # -- models -------------------------------------------------------------------------------------------
 
@@ -65,12 +40,7 @@ def define_person(url: str, table: str, kr: Keyring) -> Any:
         email = HmacAttribute(hash_key=True)
 
     class Person(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         group = UnicodeAttribute(hash_key=True)
         pk = UnicodeAttribute(range_key=True)
@@ -112,27 +82,12 @@ def define_keyed(kr: Keyring) -> tuple[Any, Any]:
     return Account, Member
 
 
-# -- fixtures -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture(scope="module")
-def client(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
+# -- fixtures (and ``keyring``, ``client`` from conftest.py) ------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def Person(ddb_url: str, keyring: Keyring) -> Iterator[Any]:
-    model = define_person(ddb_url, unique("cond_people"), keyring)
-    model.create_table(wait=True)
-    try:
-        yield model
-    finally:
-        model.delete_table()
+    yield from created(define_person(ddb_url, unique("cond_people"), keyring))
 
 
 class People:

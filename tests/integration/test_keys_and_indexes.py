@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.expressions.operand import Path
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
+from stashtest import assert_no_plaintext, created, describe, raw_item, table_meta, unique
 
 from pynamodb_stash import (
     EncryptedAttribute,
@@ -24,43 +24,6 @@ from pynamodb_stash import (
     Keyring,
     UnsupportedQueryError,
 )
-
-REGION = "us-east-1"
-
-
-# -- helpers ------------------------------------------------------------------------------------------
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def raw_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
-    return item
-
-
-def assert_no_plaintext(item: dict[str, Any], *secrets: str) -> None:
-    stored = [name.encode() for name in item]
-    for av in item.values():
-        for kind, value in av.items():
-            stored.append(bytes(value) if kind == "B" else str(value).encode())
-    for secret in secrets:
-        assert not [blob for blob in stored if secret.encode() in blob], f"{secret!r} stored in plaintext"
-
-
-def describe(client: Any, table: str) -> dict[str, Any]:
-    result: dict[str, Any] = client.describe_table(TableName=table)["Table"]
-    return result
-
-
-def created(model: Any) -> Iterator[Any]:
-    model.create_table(wait=True)
-    try:
-        yield model
-    finally:
-        model.delete_table()
-
 
 # -- models -------------------------------------------------------------------------------------------
 
@@ -76,12 +39,7 @@ def define_account(url: str, table: str, kr: Keyring) -> Any:
         phone = HmacAttribute(hash_key=True)
 
     class Account(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         email = EncryptedAttribute(str, equality=True, hash_key=True)
         name = EncryptedAttribute(str)
@@ -96,12 +54,7 @@ def define_membership(url: str, table: str, kr: Keyring) -> Any:
     """Plain hash key, table range key = HMAC of the member's email."""
 
     class Membership(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         org = UnicodeAttribute(hash_key=True)
         member = EncryptedAttribute(str, equality=True, range_key=True)
@@ -129,12 +82,7 @@ def define_user(url: str, table: str, kr: Keyring, *, hmac_scope: str | None = N
         joined = NumberAttribute(range_key=True)
 
     class User(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         email = EncryptedAttribute(str, equality=True, hmac_scope=hmac_scope)
@@ -160,12 +108,7 @@ def define_document(url: str, table: str, kr: Keyring) -> tuple[Any, Any]:
         ssn = HmacAttribute(range_key=True)
 
     class Document(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         tenant = UnicodeAttribute(hash_key=True)
         doc_id = UnicodeAttribute(range_key=True)
@@ -176,17 +119,7 @@ def define_document(url: str, table: str, kr: Keyring) -> tuple[Any, Any]:
     return Document, SsnIndex
 
 
-# -- fixtures -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture(scope="module")
-def client(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
+# -- fixtures (and ``keyring``, ``client`` from conftest.py) ------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -565,12 +498,7 @@ def test_hmacs_differ_across_tables_unless_a_scope_is_shared(
 
 def define_measurement(url: str, table: str, kr: Keyring) -> Any:
     class Measurement(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         sensor = NumberAttribute(hash_key=True)
         at = NumberAttribute(range_key=True)
@@ -617,12 +545,7 @@ def test_custom_attr_name_and_index_hmac_declared_with_of(
         mail = HmacAttribute(of="email", hash_key=True)
 
     class Profile(EncryptedModel):
-        class Meta:
-            table_name = tbl
-            host = ddb_url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(ddb_url, tbl, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         email = EncryptedAttribute(str, equality=True, attr_name="em")

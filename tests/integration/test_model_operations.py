@@ -7,85 +7,19 @@ computes), never a plaintext.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import boto3
 import pytest
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import AttributeNullError, DeleteError, PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from stashtest import assert_no_plaintext, assert_sealed, created, raw_item, table_meta, unique
 
 from pynamodb_stash import EncryptedAttribute, EncryptedModel, EncryptionError, HmacAttribute, Keyring
-
-REGION = "us-east-1"
-
-
-# -- helpers ------------------------------------------------------------------------------------------
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def raw_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The item as DynamoDB stores it, read with boto3 (no pynamodb_stash involved)."""
-    response = client.get_item(TableName=table, Key=key, ConsistentRead=True)
-    item: dict[str, Any] | None = response.get("Item")
-    return item
-
-
-def _stored_blobs(item: dict[str, Any]) -> list[bytes]:
-    blobs: list[bytes] = []
-
-    def walk(av: dict[str, Any]) -> None:
-        for kind, value in av.items():
-            if kind == "B":
-                blobs.append(bytes(value))
-            elif kind in ("S", "N"):
-                blobs.append(str(value).encode("utf-8"))
-            elif kind in ("SS", "NS"):
-                blobs.extend(str(v).encode("utf-8") for v in value)
-            elif kind == "BS":
-                blobs.extend(bytes(v) for v in value)
-            elif kind == "M":
-                for nested in value.values():
-                    walk(nested)
-            elif kind == "L":
-                for nested in value:
-                    walk(nested)
-
-    for name, av in item.items():
-        blobs.append(name.encode("utf-8"))
-        walk(av)
-    return blobs
-
-
-def assert_no_plaintext(item: dict[str, Any], *secrets: str | bytes) -> None:
-    """No secret occurs anywhere in the stored item: names, strings, numbers or binary values."""
-    blobs = _stored_blobs(item)
-    for secret in secrets:
-        needle = secret.encode("utf-8") if isinstance(secret, str) else secret
-        assert needle, "use non-empty secrets"
-        leaks = [blob for blob in blobs if needle in blob]
-        assert not leaks, f"plaintext {secret!r} found in the stored item"
-
-
-def assert_encrypted_field(item: dict[str, Any], name: str, *, hmac: str | None = None) -> None:
-    """``name`` is stored as binary ``name__source`` (and ``name__hmac`` iff ``hmac`` is given), never as ``name``."""
-    assert name not in item
-    source = item[f"{name}__source"]
-    assert list(source) == ["B"]
-    assert isinstance(source["B"], bytes) and len(source["B"]) > 16
-    if hmac is None:
-        assert f"{name}__hmac" not in item
-    else:
-        assert item[f"{name}__hmac"] == {"S": hmac}
-
 
 # -- models -------------------------------------------------------------------------------------------
 
@@ -99,12 +33,7 @@ def define_user(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
         email = HmacAttribute(hash_key=True)
 
     class User(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         email = EncryptedAttribute(str, equality=True)
@@ -118,12 +47,7 @@ def define_user(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
 
 def define_typed(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
     class Typed(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         s = EncryptedAttribute(str, null=True)
@@ -146,12 +70,7 @@ def define_typed(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
 
 def define_event(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
     class Event(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         group = UnicodeAttribute(hash_key=True)
         seq = NumberAttribute(range_key=True)
@@ -162,40 +81,22 @@ def define_event(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
     return Event
 
 
-# -- fixtures -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture(scope="module")
-def client(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
-
-
-def _created(model: type[EncryptedModel]) -> Iterator[type[EncryptedModel]]:
-    model.create_table(wait=True)
-    try:
-        yield model
-    finally:
-        model.delete_table()
+# -- fixtures (and ``keyring``, ``client`` from conftest.py) ------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def User(ddb_url: str, keyring: Keyring) -> Iterator[type[EncryptedModel]]:
-    yield from _created(define_user(ddb_url, unique("ops_users"), keyring))
+    yield from created(define_user(ddb_url, unique("ops_users"), keyring))
 
 
 @pytest.fixture(scope="module")
 def Typed(ddb_url: str, keyring: Keyring) -> Iterator[type[EncryptedModel]]:
-    yield from _created(define_typed(ddb_url, unique("ops_typed"), keyring))
+    yield from created(define_typed(ddb_url, unique("ops_typed"), keyring))
 
 
 @pytest.fixture(scope="module")
 def Event(ddb_url: str, keyring: Keyring) -> Iterator[type[EncryptedModel]]:
-    yield from _created(define_event(ddb_url, unique("ops_events"), keyring))
+    yield from created(define_event(ddb_url, unique("ops_events"), keyring))
 
 
 def save_user(User: Any, **overrides: Any) -> Any:
@@ -244,9 +145,9 @@ def test_save_get_round_trip_stores_only_ciphertext(User: Any, client: Any) -> N
     raw = raw_item(client, User.Meta.table_name, {"pk": {"S": user.pk}})
     assert raw is not None
     assert set(raw) == {"pk", "email__source", "email__hmac", "name__source", "age__source", "role"}
-    assert_encrypted_field(raw, "email", hmac=User.email.hmac(user.email))
-    assert_encrypted_field(raw, "name")
-    assert_encrypted_field(raw, "age")
+    assert_sealed(raw, "email", hmac=User.email.hmac(user.email))
+    assert_sealed(raw, "name")
+    assert_sealed(raw, "age")
     assert raw["role"] == {"S": "admin"}
     assert_no_plaintext(raw, user.email, user.name, "Secret Name", "secret-mail", "4242")
 
@@ -331,7 +232,7 @@ def test_round_trip_of_every_supported_type(Typed: Any, client: Any, field: str,
     raw = raw_item(client, Typed.Meta.table_name, {"pk": {"S": pk}})
     assert raw is not None
     hmac = Typed.tag.hmac(value) if field == "tag" else None
-    assert_encrypted_field(raw, field, hmac=hmac)
+    assert_sealed(raw, field, hmac=hmac)
     expected_keys = {"pk", f"{field}__source"} | ({f"{field}__hmac"} if hmac else set())
     assert set(raw) == expected_keys
     for secret in _recognizable_parts(value):
@@ -495,8 +396,8 @@ def test_batch_write_and_batch_get_beyond_the_request_limits(Event: Any, client:
 
     raw = raw_item(client, Event.Meta.table_name, {"group": {"S": group}, "seq": {"N": "7"}})
     assert raw is not None
-    assert_encrypted_field(raw, "payload")
-    assert_encrypted_field(raw, "kind", hmac=Event.kind.hmac("kind1"))
+    assert_sealed(raw, "payload")
+    assert_sealed(raw, "kind", hmac=Event.kind.hmac("kind1"))
     assert_no_plaintext(raw, "payload-secret-0007", "kind1")
 
     keys = [(group, seq) for seq in range(count)] + [(group, 10_000)]

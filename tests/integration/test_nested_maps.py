@@ -9,13 +9,11 @@ stored shape (``profile -> address -> street__source``) and that no plaintext re
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,6 +36,7 @@ from pynamodb.expressions.condition import size
 from pynamodb.expressions.operand import Path
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet, TransactWrite
+from stashtest import REGION, assert_no_plaintext, assert_sealed, created, raw_item, table_meta, unique
 
 from pynamodb_stash import (
     DecryptionError,
@@ -47,8 +46,6 @@ from pynamodb_stash import (
     Keyring,
     UnsupportedQueryError,
 )
-
-REGION = "us-east-1"
 
 SSN = "123-45-6789"
 STREET = "1 Main Street"
@@ -148,64 +145,6 @@ class Middle(EncryptedMapAttribute):
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def _blobs(item: dict[str, Any]) -> list[bytes]:
-    found: list[bytes] = []
-
-    def walk(av: dict[str, Any]) -> None:
-        for kind, value in av.items():
-            if kind == "B":
-                found.append(bytes(value))
-            elif kind in ("S", "N"):
-                found.append(str(value).encode("utf-8"))
-            elif kind in ("SS", "NS"):
-                found.extend(str(v).encode("utf-8") for v in value)
-            elif kind == "BS":
-                found.extend(bytes(v) for v in value)
-            elif kind == "M":
-                for name, nested in value.items():
-                    found.append(name.encode("utf-8"))
-                    walk(nested)
-            elif kind == "L":
-                for nested in value:
-                    walk(nested)
-
-    for name, av in item.items():
-        found.append(name.encode("utf-8"))
-        walk(av)
-    return found
-
-
-def assert_no_plaintext(item: dict[str, Any], *secrets: str | bytes) -> None:
-    """No secret occurs anywhere in the stored item: names, strings, numbers or binary values, at any depth."""
-    blobs = _blobs(item)
-    for secret in secrets:
-        needle = secret.encode("utf-8") if isinstance(secret, str) else secret
-        assert needle, "use non-empty secrets"
-        assert not [blob for blob in blobs if needle in blob], (
-            f"plaintext {secret!r} found in the stored item"
-        )
-
-
-def assert_sealed(
-    stored_map: dict[str, Any], name: str, *, hmac: str | None = None, equality: bool = False
-) -> None:
-    """``name`` is stored in this map as binary ``name__source`` (and ``name__hmac`` with equality), never as
-    ``name``."""
-    assert name not in stored_map
-    source = stored_map[f"{name}__source"]
-    assert list(source) == ["B"] and len(bytes(source["B"])) > 16
-    if equality or hmac is not None:
-        assert list(stored_map[f"{name}__hmac"]) == ["S"]
-        if hmac is not None:
-            assert stored_map[f"{name}__hmac"] == {"S": hmac}
-    else:
-        assert f"{name}__hmac" not in stored_map
-
-
 def assert_absent(stored_map: dict[str, Any], name: str) -> None:
     assert not {name, f"{name}__source", f"{name}__hmac"} & set(stored_map)
 
@@ -229,12 +168,7 @@ def normalized(av: Any) -> Any:
 
 def define_user(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
     class User(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         profile = Profile(null=True)
@@ -247,12 +181,7 @@ def define_user(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
 
 def define_event(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
     class Event(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         group = UnicodeAttribute(hash_key=True)
         seq = NumberAttribute(range_key=True)
@@ -264,12 +193,7 @@ def define_event(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
 
 def define_doc(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
     class Doc(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         top = Middle(null=True)
@@ -278,51 +202,26 @@ def define_doc(url: str, table: str, kr: Keyring) -> type[EncryptedModel]:
     return Doc
 
 
-# -- fixtures -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture(scope="module")
-def client(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
-
-
-@pytest.fixture(scope="module")
-def connection(ddb_url: str) -> Connection:
-    return Connection(host=ddb_url, region=REGION)
-
-
-def _created(model: type[EncryptedModel]) -> Iterator[type[EncryptedModel]]:
-    model.create_table(wait=True)
-    try:
-        yield model
-    finally:
-        model.delete_table()
+# -- fixtures (and ``keyring``, ``client``, ``connection`` from conftest.py) ----------------------------
 
 
 @pytest.fixture(scope="module")
 def User(ddb_url: str, keyring: Keyring) -> Iterator[type[EncryptedModel]]:
-    yield from _created(define_user(ddb_url, unique("nested_users"), keyring))
+    yield from created(define_user(ddb_url, unique("nested_users"), keyring))
 
 
 @pytest.fixture(scope="module")
 def Event(ddb_url: str, keyring: Keyring) -> Iterator[type[EncryptedModel]]:
-    yield from _created(define_event(ddb_url, unique("nested_events"), keyring))
+    yield from created(define_event(ddb_url, unique("nested_events"), keyring))
 
 
 @pytest.fixture(scope="module")
 def Doc(ddb_url: str, keyring: Keyring) -> Iterator[type[EncryptedModel]]:
-    yield from _created(define_doc(ddb_url, unique("nested_docs"), keyring))
+    yield from created(define_doc(ddb_url, unique("nested_docs"), keyring))
 
 
 def raw_user(client: Any, User: Any, pk: str) -> dict[str, Any]:
-    item = client.get_item(TableName=User.Meta.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True).get(
-        "Item"
-    )
+    item = raw_item(client, User.Meta.table_name, {"pk": {"S": pk}})
     assert item is not None, f"no item {pk!r}"
     return dict(item)
 
@@ -1485,23 +1384,13 @@ def test_subclass_model_on_its_own_table_hashes_nested_fields_for_its_table(
     kr = keyring
 
     class Base(EncryptedModel):
-        class Meta:
-            table_name = base_table
-            host = ddb_url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(ddb_url, base_table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         profile = Profile(null=True)
 
     class Sub(Base):
-        class Meta:
-            table_name = sub_table
-            host = ddb_url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(ddb_url, sub_table, kr)
 
     Sub.create_table(wait=True)
     try:
@@ -1534,12 +1423,7 @@ def test_custom_stored_names_through_save_filter_and_update(
     kr = keyring
 
     class Short(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = ddb_url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(ddb_url, table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         profile = ShortProfile(null=True, attr_name="p")

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -32,6 +31,7 @@ from pynamodb.expressions.operand import Path
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet, TransactWrite
+from stashtest import REGION, assert_no_plaintext, created, raw_item, table_meta, unique
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -44,38 +44,7 @@ from pynamodb_stash import (
     UnsupportedQueryError,
 )
 
-REGION = "us-east-1"
-
-
 # -- helpers ------------------------------------------------------------------------------------------
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def raw_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
-    return item
-
-
-def assert_no_plaintext(item: dict[str, Any], *secrets: str) -> None:
-    stored = [name.encode() for name in item]
-    for av in item.values():
-        for kind, value in av.items():
-            stored.append(bytes(value) if kind == "B" else str(value).encode())
-    for secret in secrets:
-        assert not [blob for blob in stored if secret.encode() in blob], f"{secret!r} stored in plaintext"
-
-
-def created(*models: Any) -> Iterator[None]:
-    for model in models:
-        model.create_table(wait=True)
-    try:
-        yield
-    finally:
-        for model in models:
-            model.delete_table()
 
 
 def copy_table(client: Any, source: str, target: str) -> int:
@@ -98,13 +67,7 @@ def define_customer(url: str, table: str, kr: Keyring, *, logical: str | None = 
         email = HmacAttribute(hash_key=True)
 
     class Customer(EncryptedModel):
-        class Meta:
-            table_name = table
-            logical_table_name = logical
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr, logical_table_name=logical)
 
         pk = UnicodeAttribute(hash_key=True)
         email = EncryptedAttribute(str, equality=True)
@@ -118,12 +81,7 @@ def define_customer(url: str, table: str, kr: Keyring, *, logical: str | None = 
 
 def define_account(url: str, table: str, kr: Keyring) -> Any:
     class Account(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         email = EncryptedAttribute(str, equality=True, hash_key=True)
         name = EncryptedAttribute(str)
@@ -132,22 +90,7 @@ def define_account(url: str, table: str, kr: Keyring) -> Any:
     return Account
 
 
-# -- fixtures -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keyring() -> Keyring:
-    return Keyring.generate()
-
-
-@pytest.fixture(scope="module")
-def client(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
-
-
-@pytest.fixture(scope="module")
-def connection(ddb_url: str) -> Connection:
-    return Connection(host=ddb_url, region=REGION)
+# -- fixtures (and ``keyring``, ``client``, ``connection`` from conftest.py) --------------------------
 
 
 @pytest.fixture(scope="module")
@@ -318,12 +261,7 @@ def define_records(url: str, table: str, kr: Keyring) -> tuple[Any, Any, Any]:
         owner = HmacAttribute(hash_key=True)
 
     class Record(EncryptedModel):
-        class Meta:
-            table_name = table
-            host = url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(url, table, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         kind = DiscriminatorAttribute()
@@ -450,12 +388,7 @@ def test_plain_polymorphic_base_reads_encrypted_subclasses(
     tbl, kr = table_name, keyring
 
     class Entry(EncryptedModel):
-        class Meta:
-            table_name = tbl
-            host = ddb_url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(ddb_url, tbl, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         kind = DiscriminatorAttribute()
@@ -502,12 +435,7 @@ def test_plain_map_attributes_pass_through(
     )
 
     class Resident(EncryptedModel):
-        class Meta:
-            table_name = tbl
-            host = ddb_url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(ddb_url, tbl, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         ssn = EncryptedAttribute(str)
@@ -587,12 +515,7 @@ def test_ttl_attribute_stays_plaintext_and_works(
     tbl, kr = table_name, keyring
 
     class Session(EncryptedModel):
-        class Meta:
-            table_name = tbl
-            host = ddb_url
-            region = REGION
-            keyring = kr
-            billing_mode = "PAY_PER_REQUEST"
+        Meta = table_meta(ddb_url, tbl, kr)
 
         pk = UnicodeAttribute(hash_key=True)
         token = EncryptedAttribute(str)

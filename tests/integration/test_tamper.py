@@ -8,14 +8,13 @@ keyring does not hold), never in a wrong or unverified value.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from stashtest import created, table_meta, unique
 
 from pynamodb_stash import (
     DecryptionError,
@@ -29,28 +28,14 @@ from pynamodb_stash import (
 )
 from pynamodb_stash._crypto import read_key_id
 
-REGION = "us-east-1"
 K1 = bytes(range(1, 33))
 K2 = bytes(range(33, 65))
 INDEX_KEY = bytes(range(100, 132))
 KEYRING = Keyring.local(K1, index_key=INDEX_KEY, key_id="k1")
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
 def define_user(url: str, table: str, keyring: Keyring, *, logical: str | None = None, name: str = "User") -> Any:
-    meta_attrs: dict[str, Any] = {
-        "table_name": table,
-        "host": url,
-        "region": REGION,
-        "keyring": keyring,
-        "read_capacity_units": 5,
-        "write_capacity_units": 5,
-    }
-    if logical is not None:
-        meta_attrs["logical_table_name"] = logical
+    extra: dict[str, Any] = {} if logical is None else {"logical_table_name": logical}
     index_meta = type(
         "Meta",
         (),
@@ -64,7 +49,7 @@ def define_user(url: str, table: str, keyring: Keyring, *, logical: str | None =
         name,
         (EncryptedModel,),
         {
-            "Meta": type("Meta", (), meta_attrs),
+            "Meta": table_meta(url, table, keyring, capacity=5, **extra),
             "pk": UnicodeAttribute(hash_key=True),
             "email": EncryptedAttribute(str, equality=True),
             "name": EncryptedAttribute(str),
@@ -75,51 +60,32 @@ def define_user(url: str, table: str, keyring: Keyring, *, logical: str | None =
 
 
 @pytest.fixture(scope="module")
-def client(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
-
-
-def _created(model: Any) -> Iterator[Any]:
-    model.create_table(wait=True)
-    try:
-        yield model
-    finally:
-        model.delete_table()
-
-
-@pytest.fixture(scope="module")
 def User(ddb_url: str) -> Iterator[Any]:
-    yield from _created(define_user(ddb_url, unique("tamper_users"), KEYRING))
+    yield from created(define_user(ddb_url, unique("tamper_users"), KEYRING))
 
 
 @pytest.fixture(scope="module")
 def OtherUser(ddb_url: str) -> Iterator[Any]:
     """A second table with the same schema and the same keyring."""
-    yield from _created(define_user(ddb_url, unique("tamper_users_copy"), KEYRING, name="OtherUser"))
+    yield from created(define_user(ddb_url, unique("tamper_users_copy"), KEYRING, name="OtherUser"))
 
 
 @pytest.fixture(scope="module")
 def Counter(ddb_url: str) -> Iterator[Any]:
     """A table keyed by a number."""
-    meta = type(
-        "Meta", (), {"table_name": unique("tamper_numbers"), "host": ddb_url, "region": REGION, "keyring": KEYRING,
-                     "read_capacity_units": 5, "write_capacity_units": 5},
-    )
+    meta = table_meta(ddb_url, unique("tamper_numbers"), KEYRING, capacity=5)
     model = type(
         "Counter",
         (EncryptedModel,),
         {"Meta": meta, "pk": NumberAttribute(hash_key=True), "secret": EncryptedAttribute(str)},
     )
-    yield from _created(model)
+    yield from created(model)
 
 
 @pytest.fixture(scope="module")
 def Event(ddb_url: str) -> Iterator[Any]:
     """A table with a range key."""
-    meta = type(
-        "Meta", (), {"table_name": unique("tamper_events"), "host": ddb_url, "region": REGION, "keyring": KEYRING,
-                     "read_capacity_units": 5, "write_capacity_units": 5},
-    )
+    meta = table_meta(ddb_url, unique("tamper_events"), KEYRING, capacity=5)
     model = type(
         "Event",
         (EncryptedModel,),
@@ -130,16 +96,13 @@ def Event(ddb_url: str) -> Iterator[Any]:
             "detail": EncryptedAttribute(str),
         },
     )
-    yield from _created(model)
+    yield from created(model)
 
 
 @pytest.fixture(scope="module")
 def Account(ddb_url: str) -> Iterator[Any]:
     """A table whose hash key is an encrypted attribute's HMAC."""
-    meta = type(
-        "Meta", (), {"table_name": unique("tamper_accounts"), "host": ddb_url, "region": REGION, "keyring": KEYRING,
-                     "read_capacity_units": 5, "write_capacity_units": 5},
-    )
+    meta = table_meta(ddb_url, unique("tamper_accounts"), KEYRING, capacity=5)
     model = type(
         "Account",
         (EncryptedModel,),
@@ -149,7 +112,7 @@ def Account(ddb_url: str) -> Iterator[Any]:
             "name": EncryptedAttribute(str),
         },
     )
-    yield from _created(model)
+    yield from created(model)
 
 
 def save_user(model: Any, **overrides: Any) -> Any:
@@ -496,10 +459,7 @@ class Profile(EncryptedMapAttribute):
 
 @pytest.fixture(scope="module")
 def Person(ddb_url: str) -> Iterator[Any]:
-    meta = type(
-        "Meta", (), {"table_name": unique("tamper_people"), "host": ddb_url, "region": REGION, "keyring": KEYRING,
-                     "read_capacity_units": 5, "write_capacity_units": 5},
-    )
+    meta = table_meta(ddb_url, unique("tamper_people"), KEYRING, capacity=5)
     model = type(
         "Person",
         (EncryptedModel,),
@@ -512,7 +472,7 @@ def Person(ddb_url: str) -> Iterator[Any]:
             "profile": Profile(null=True),
         },
     )
-    yield from _created(model)
+    yield from created(model)
 
 
 def save_person(model: Any) -> Any:

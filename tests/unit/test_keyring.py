@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pynamodb.attributes import UnicodeAttribute
+from stashtest import offline_model, secret_forms
 
 import pynamodb_stash
 from pynamodb_stash import (
@@ -20,7 +19,6 @@ from pynamodb_stash import (
     Key,
     KeyNotFoundError,
     Keyring,
-    _keyring,
     configure,
 )
 from pynamodb_stash._crypto import InvalidCiphertext, read_key_id
@@ -34,31 +32,7 @@ IDX = bytes(range(200, 232))
 ITEM_KEY = b"S\x00\x02u1"
 
 
-@pytest.fixture(autouse=True)
-def _clean_global_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    monkeypatch.setattr(_keyring, "_env_cache", None)
-    configure(keyring=None)
-
-    def no_network(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("unit tests must not touch the network")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    yield
-    configure(keyring=None)
-
-
-def secret_forms(*secrets: bytes) -> list[str]:
-    forms = []
-    for secret in secrets:
-        forms += [
-            repr(secret)[2:-1],
-            secret.hex(),
-            base64.b64encode(secret).decode(),
-            base64.b64encode(secret).decode().rstrip("="),
-            base64.urlsafe_b64encode(secret).decode().rstrip("="),
-        ]
-    return forms
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def assert_no_secrets(message: str, *secrets: bytes) -> None:
@@ -67,16 +41,12 @@ def assert_no_secrets(message: str, *secrets: bytes) -> None:
 
 
 def make_model(keyring: Keyring | None = None, *, table: str = "Users", name: str = "User") -> Any:
-    meta = type("Meta", (), {"table_name": table, "host": "http://127.0.0.1:9", "keyring": keyring})
-    return type(
+    return offline_model(
         name,
-        (EncryptedModel,),
-        {
-            "Meta": meta,
-            "pk": UnicodeAttribute(hash_key=True),
-            "email": EncryptedAttribute(str, equality=True),
-            "name": EncryptedAttribute(str, null=True),
-        },
+        table,
+        keyring=keyring,
+        email=EncryptedAttribute(str, equality=True),
+        name=EncryptedAttribute(str, null=True),
     )
 
 

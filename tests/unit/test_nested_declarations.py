@@ -7,8 +7,7 @@ No network: items are built with ``Model.serialize()`` and read with ``Model.fro
 from __future__ import annotations
 
 import copy
-import socket
-from collections.abc import Iterator
+from functools import partial
 from typing import Any, Callable
 
 import pytest
@@ -21,6 +20,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
+from stashtest import offline_meta, offline_model
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -33,33 +33,17 @@ from pynamodb_stash import (
     Keyring,
     StashError,
     UnsupportedQueryError,
-    configure,
 )
 
 KEYRING = Keyring.generate()
 SECRET = "SECRET-123-45-6789"
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def no_network(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("unit tests must not touch the network")
+pytestmark = pytest.mark.usefixtures("offline")
 
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.delenv("PYNAMODB_STASH_KEYRING", raising=False)
-    configure(keyring=None)
-    yield
-    configure(keyring=None)
-
-
-def meta(table: str = "Users", **extra: Any) -> type:
-    return type("Meta", (), {"table_name": table, "host": "http://127.0.0.1:9", "keyring": KEYRING, **extra})
-
-
-def model(cls_name: str = "M", table: str = "Users", **attributes: Any) -> Any:
-    namespace: dict[str, Any] = {"Meta": meta(table), "pk": UnicodeAttribute(hash_key=True)}
-    namespace.update(attributes)
-    return type(cls_name, (EncryptedModel,), namespace)
+# meta(table="Users", **extra) and model(cls_name="M", table="Users", **attributes), on KEYRING
+meta = partial(offline_meta, keyring=KEYRING)
+model = partial(offline_model, keyring=KEYRING)
 
 
 def map_class(name: str, base: type = EncryptedMapAttribute, **attributes: Any) -> Any:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import traceback
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Callable
 
 import pytest
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from stashtest import offline_model, secret_forms
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -27,8 +26,6 @@ from pynamodb_stash import (
     KeyNotFoundError,
     Keyring,
     StashError,
-    _keyring,
-    configure,
 )
 
 ENV_VAR = "PYNAMODB_STASH_KEYRING"
@@ -39,35 +36,20 @@ INDEX_KEY = bytes(range(120, 152))
 KEYRING = Keyring.local(KEY, index_key=INDEX_KEY, key_id="k2", decrypt_only={"k1": OLD_KEY})
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def no_network(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("unit tests must not touch the network")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    monkeypatch.setattr(_keyring, "_env_cache", None)
-    configure(keyring=None)
-    yield
-    configure(keyring=None)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def make_user(keyring: Keyring | None = KEYRING, *, name: str = "User", note: Any = None) -> Any:
-    meta = type("Meta", (), {"table_name": "Users", "host": "http://127.0.0.1:9", "keyring": keyring})
-    return type(
+    return offline_model(
         name,
-        (EncryptedModel,),
-        {
-            "Meta": meta,
-            "pk": UnicodeAttribute(hash_key=True),
-            "email": EncryptedAttribute(str, equality=True),
-            "name": EncryptedAttribute(str, null=True),
-            "age": EncryptedAttribute(int, null=True),
-            "born": EncryptedAttribute(datetime, null=True),
-            "profile": EncryptedAttribute(dict, null=True),
-            "tags": EncryptedAttribute(set, null=True),
-            "note": EncryptedAttribute(note if note is not None else UnicodeAttribute(), null=True),
-        },
+        keyring=keyring,
+        email=EncryptedAttribute(str, equality=True),
+        name=EncryptedAttribute(str, null=True),
+        age=EncryptedAttribute(int, null=True),
+        born=EncryptedAttribute(datetime, null=True),
+        profile=EncryptedAttribute(dict, null=True),
+        tags=EncryptedAttribute(set, null=True),
+        note=EncryptedAttribute(note if note is not None else UnicodeAttribute(), null=True),
     )
 
 
@@ -75,17 +57,8 @@ User = make_user()
 
 
 def forms(data: bytes) -> list[str]:
-    """Every textual form bytes might be printed in."""
-    out = [
-        repr(data)[2:-1],
-        data.hex(),
-        base64.b64encode(data).decode(),
-        base64.b64encode(data).decode().rstrip("="),
-        base64.urlsafe_b64encode(data).decode(),
-        base64.urlsafe_b64encode(data).decode().rstrip("="),
-        data.decode("latin-1"),
-    ]
-    return [f for f in out if len(f) >= 8]
+    """Every textual form bytes might be printed in, 8 characters or longer."""
+    return secret_forms(data, min_length=8)
 
 
 KEY_FORMS = [f for key in (KEY, OLD_KEY, INDEX_KEY) for f in forms(key)]
