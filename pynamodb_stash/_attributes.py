@@ -1,9 +1,11 @@
-"""``EncryptedAttribute`` and its equality companion ``HmacAttribute``.
+"""``EncryptedAttribute``, its equality companion ``HmacAttribute``, and ``EncryptedMapAttribute``.
 
 An ``EncryptedAttribute`` ``x`` is stored as ``x__source`` (binary ciphertext). With ``equality=True``
 the model also declares a companion ``HmacAttribute`` stored as ``x__hmac``: a real PynamoDB attribute,
 so table keys, index keys, conditions and projections on it work through PynamoDB's own code, and
 its ``serialize`` turns plaintext into the HMAC wherever PynamoDB serializes a key or a condition value.
+An ``EncryptedMapAttribute`` holds such fields inside a map. The attributes never encrypt or decrypt by
+themselves: they cannot see the item a ciphertext belongs to, so the model does it (``_model.py``).
 """
 
 from __future__ import annotations
