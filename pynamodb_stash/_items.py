@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections import abc
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -234,9 +235,10 @@ def _stored_class(
 
 
 def _require_key(model: type[EncryptedModel], raw: Dict[str, Any], where: str) -> None:
-    for attribute in (model._hash_key_attribute(), model._range_key_attribute()):  # type: ignore[no-untyped-call]
-        if attribute is not None and attribute.attr_name not in raw:
-            raise DecryptionError(f"{where}: the item has no {attribute.attr_name!r}, part of its primary key")
+    plan = model._stash_plan()
+    for key in (plan.hash_key, plan.range_key):
+        if key is not None and key[0] not in raw:
+            raise DecryptionError(f"{where}: the item has no {key[0]!r}, part of its primary key")
 
 
 def _nested(attribute: Attribute[Any]) -> Tuple[type[EncryptedMapAttribute], bool]:
@@ -361,10 +363,10 @@ def _as_dynamodb_json(item: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """``item`` normalized as botocore's DynamoDB JSON, or None if it is not DynamoDB JSON."""
     out: Dict[str, Any] = {}
     for name, value in item.items():
-        if not (type(value) is dict or isinstance(value, Mapping)) or len(value) != 1:
+        if not (type(value) is dict or isinstance(value, abc.Mapping)) or len(value) != 1:
             return None
         kind = next(iter(value))
-        if kind in _SCALARS:
+        if kind in _SCALARS or (kind == "B" and type(value[kind]) is bytes):
             out[str(name)] = value
         elif kind in _TYPES:
             out[str(name)] = _normalize(value)
@@ -376,7 +378,7 @@ def _as_dynamodb_json(item: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 def _to_dynamodb_item(
     item: Any, shape: Shape, where: str, error: type[StashError]
 ) -> Tuple[Dict[str, Any], bool]:
-    if not isinstance(item, Mapping):
+    if not isinstance(item, abc.Mapping):
         raise error(f"{where}: an item is a mapping of attribute names, not a {type(item).__name__}")
     try:
         if shape != "document":
@@ -395,17 +397,17 @@ def _to_dynamodb_item(
 
 def _normalize(av: Mapping[str, Any]) -> Dict[str, Any]:
     """DynamoDB JSON as botocore has it: bytes for B/BS (base64 text from JSON exports is decoded)."""
-    if not isinstance(av, Mapping) or len(av) != 1:
+    if (type(av) is not dict and not isinstance(av, abc.Mapping)) or len(av) != 1:
         raise TypeError("not an attribute value")
     (kind, value), = av.items()
-    if kind in _SCALARS:
+    if kind in _SCALARS or (kind == "B" and type(value) is bytes):
         return av  # type: ignore[return-value]
     if kind == "B":
         return {kind: _bytes(value)}
     if kind == "BS":
         return {kind: [_bytes(v) for v in value]}
     if kind == "M":
-        if not isinstance(value, Mapping):
+        if not isinstance(value, abc.Mapping):
             raise TypeError("M is not a map")
         return {kind: {k: _normalize(v) for k, v in value.items()}}
     if kind == "L":
@@ -440,7 +442,7 @@ def _to_dynamodb(value: Any) -> Dict[str, Any]:
         if not math.isfinite(value):
             raise ValueError("DynamoDB numbers are finite")
         return {"N": repr(value)}
-    if isinstance(value, Mapping):
+    if isinstance(value, abc.Mapping):
         return {"M": {str(k): _to_dynamodb(v) for k, v in value.items()}}
     if isinstance(value, (list, tuple)):
         return {"L": [_to_dynamodb(v) for v in value]}
