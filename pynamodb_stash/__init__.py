@@ -8,13 +8,14 @@ encrypted before they leave the process, stored as ``x__source`` (ciphertext) an
 from ._attributes import EncryptedAttribute, EncryptedMapAttribute, HmacAttribute, HmacDigest
 from ._crypto import Key
 from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
-from ._keyring import Keyring, configure
+from ._keyring import Keyring, KeyringSource, configure
 from ._model import EncryptedModel
 from .exceptions import (
     ConfigurationError,
     DecryptionError,
     EncryptionError,
     KeyNotFoundError,
+    KeyProviderError,
     StashError,
     UnsupportedQueryError,
 )
@@ -33,7 +34,9 @@ __all__ = [
     "ItemResult",
     "Key",
     "KeyNotFoundError",
+    "KeyProviderError",
     "Keyring",
+    "KeyringSource",
     "StashError",
     "UnsupportedQueryError",
     "bulk_decrypt_items",

@@ -7,7 +7,7 @@ import binascii
 import json
 import os
 import threading
-from typing import Any, Mapping, NoReturn
+from typing import Any, Mapping, NoReturn, Protocol
 
 from ._crypto import FieldCipher, FieldHasher, Key, check_key_id
 from .exceptions import ConfigurationError, KeyNotFoundError
@@ -29,7 +29,14 @@ class Keyring:
         or secret.
     """
 
-    def __init__(self, primary: Key, *, index_key: Key, decrypt_only: tuple[Key, ...] = ()) -> None:
+    def __init__(
+        self,
+        primary: Key,
+        *,
+        index_key: Key,
+        decrypt_only: tuple[Key, ...] = (),
+        retired_ids: tuple[str, ...] = (),
+    ) -> None:
         keys = {primary.id: primary}
         for key in decrypt_only:
             if key.id in keys:
@@ -41,6 +48,7 @@ class Keyring:
             raise ConfigurationError("the index key must differ from every encryption key")
         self._primary = primary
         self._keys = keys
+        self._retired = frozenset(retired_ids) - set(keys)
         self._index_key = index_key
         self._ciphers: dict[tuple[str, str, str], FieldCipher] = {}
         self._hashers: dict[tuple[str, ...], FieldHasher] = {}
@@ -163,6 +171,8 @@ class Keyring:
         if cipher is None:
             key = self._keys.get(key_id)
             if key is None:
+                if key_id in self._retired:
+                    raise KeyNotFoundError(f"key id {key_id!r} is retired")
                 raise KeyNotFoundError(f"key id {key_id!r} is not in the keyring")
             with self._lock:
                 cipher = self._ciphers.setdefault(cache_key, FieldCipher(key, table, path))
@@ -184,19 +194,44 @@ class Keyring:
         return self
 
 
-_configured: Keyring | None = None
+_configured: Keyring | KeyringSource | None = None
 _env_cache: tuple[str, Keyring] | None = None
 
 
-def configure(*, keyring: Keyring | None) -> None:
-    """Set the process-wide keyring, used by models whose ``Meta`` names none. ``None`` clears it.
+class KeyringSource(Protocol):
+    """Anything that hands out the current keyring, e.g. one backed by AWS KMS that expires its keys.
 
-    :raises ConfigurationError: if ``keyring`` is not a :class:`Keyring`.
+    ``Meta.keyring`` and ``configure(keyring=...)`` take a :class:`Keyring` or a source; a source's
+    ``current()`` is called once per item encrypted or decrypted, so it must be cheap when cached.
+    """
+
+    def current(self) -> Keyring: ...
+
+
+def configure(*, keyring: Keyring | KeyringSource | None) -> None:
+    """Set the process-wide keyring (or keyring source), used by models whose ``Meta`` names none.
+
+    ``None`` clears it.
+
+    :raises ConfigurationError: if ``keyring`` is neither a :class:`Keyring` nor a keyring source.
     """
     global _configured
-    if keyring is not None and not isinstance(keyring, Keyring):
+    if keyring is not None and not _is_keyring_or_source(keyring):
         raise ConfigurationError(f"configure(keyring=...) takes a Keyring, not {type(keyring).__name__}")
     _configured = keyring
+
+
+def _is_keyring_or_source(value: object) -> bool:
+    return isinstance(value, Keyring) or callable(getattr(value, "current", None))
+
+
+def _current(value: Keyring | KeyringSource, owner: str) -> Keyring:
+    if isinstance(value, Keyring):
+        return value
+    keyring = value.current()
+    if not isinstance(keyring, Keyring):
+        raise ConfigurationError(f"{owner}: the keyring source returned a {type(keyring).__name__}")
+    return keyring
 
 
 def resolve_keyring(meta_keyring: object, owner: str) -> Keyring:
@@ -206,11 +241,11 @@ def resolve_keyring(meta_keyring: object, owner: str) -> Keyring:
     """
     global _env_cache
     if meta_keyring is not None:
-        if not isinstance(meta_keyring, Keyring):
+        if not _is_keyring_or_source(meta_keyring):
             raise ConfigurationError(f"{owner}.Meta.keyring must be a Keyring, not {type(meta_keyring).__name__}")
-        return meta_keyring
+        return _current(meta_keyring, owner)  # type: ignore[arg-type]
     if _configured is not None:
-        return _configured
+        return _current(_configured, owner)
     text = os.environ.get(ENV_VAR)
     if text:
         cached = _env_cache

@@ -7,7 +7,8 @@ Every error is a :class:`StashError` with a stable :attr:`~StashError.code`, so 
     ├── ConfigurationError      a declaration, keyring or setting is wrong
     ├── EncryptionError         a value could not be encrypted (wrong type, ...)
     ├── DecryptionError         a stored value is not authentic, or not for this item/attribute/table
-    ├── KeyNotFoundError        a ciphertext names a key id the keyring does not hold
+    ├── KeyProviderError        a key store or AWS KMS refused or failed
+    │   └── KeyNotFoundError    a ciphertext names a key id the keyring does not hold (or retired)
     └── UnsupportedQueryError   an operator or update action that cannot work on ciphertext
 
 Messages name the model, the attribute and the key id. They never contain a plaintext, a ciphertext,
@@ -21,6 +22,7 @@ __all__ = [
     "DecryptionError",
     "EncryptionError",
     "KeyNotFoundError",
+    "KeyProviderError",
     "StashError",
     "UnsupportedQueryError",
 ]
@@ -63,8 +65,20 @@ class DecryptionError(StashError):
     code = "decryption_failed"
 
 
-class KeyNotFoundError(StashError):
-    """A ciphertext names a key id that the keyring does not hold. The message names the key id."""
+class KeyProviderError(StashError):
+    """Keys could not be obtained: a key store or AWS KMS refused or failed.
+
+    The message names the keyset and the KMS key id; the underlying error is chained (``__cause__``).
+    """
+
+    code = "key_provider_error"
+
+
+class KeyNotFoundError(KeyProviderError):
+    """A ciphertext names a key id that the keyring does not hold, or holds as retired.
+
+    The message names the key id (and its status).
+    """
 
     code = "key_not_found"
 

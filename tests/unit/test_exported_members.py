@@ -20,7 +20,9 @@ EXPECTED = [
     "ItemResult",
     "Key",
     "KeyNotFoundError",
+    "KeyProviderError",
     "Keyring",
+    "KeyringSource",
     "StashError",
     "UnsupportedQueryError",
     "bulk_decrypt_items",
@@ -34,6 +36,7 @@ ERRORS = [
     "DecryptionError",
     "EncryptionError",
     "KeyNotFoundError",
+    "KeyProviderError",
     "StashError",
     "UnsupportedQueryError",
 ]
@@ -96,6 +99,7 @@ def test_error_codes_are_stable_and_distinct() -> None:
         "DecryptionError": "decryption_failed",
         "EncryptionError": "encryption_failed",
         "KeyNotFoundError": "key_not_found",
+        "KeyProviderError": "key_provider_error",
         "StashError": "stash_error",
         "UnsupportedQueryError": "unsupported_query",
     }
