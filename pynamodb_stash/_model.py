@@ -384,8 +384,8 @@ class _FieldRuntime:
             raise DecryptionError(f"{self.where}: the stored value is not a pynamodb-stash ciphertext") from None
         try:
             return self._keyring.decrypting_cipher(key_id, self._table, self.path)
-        except KeyNotFoundError:
-            raise KeyNotFoundError(f"{self.where}: key id {key_id!r} is not in the keyring") from None
+        except KeyNotFoundError as exc:  # says whether the id is unknown or retired
+            raise KeyNotFoundError(f"{self.where}: {exc}") from None
 
 
 class _Runtime(NamedTuple):

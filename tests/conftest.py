@@ -154,6 +154,24 @@ def ddb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop(proc)
 
 
+@pytest.fixture(scope="session")
+def kms_url() -> Iterator[str]:
+    """moto's KMS, served in-process on a free loopback port: the real boto3 code path, no AWS.
+
+    AWS KMS has no local server; only the KMS client is pointed here, DynamoDB stays DynamoDB Local.
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
 def table_name(request: pytest.FixtureRequest) -> str:
     """A table name unique to this test, valid for DynamoDB ([A-Za-z0-9_.-], 3-255 chars)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 
 import pynamodb_stash
@@ -71,12 +73,18 @@ def test_nothing_else_public_leaks() -> None:
     assert public == set(pynamodb_stash.__all__)
 
 
-def test_only_public_submodule_is_exceptions() -> None:
+def test_public_submodules_are_exceptions_and_the_kms_extra() -> None:
     submodules = {
         name for name, value in vars(pynamodb_stash).items()
         if isinstance(value, types.ModuleType) and not name.startswith("_")
     }
-    assert submodules <= {"exceptions"}
+    assert submodules <= {"exceptions", "kms"}
+
+
+def test_importing_the_package_imports_no_extra() -> None:
+    code = "import sys, pynamodb_stash; print('pynamodb_stash.kms' in sys.modules, 'boto3' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]
 
 
 def test_version() -> None:
