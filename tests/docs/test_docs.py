@@ -1,8 +1,9 @@
 """Every ```python block of the README and of docs/*.md runs, page by page, against DynamoDB Local.
 
 A page's blocks share one namespace, in order, so a page reads as one program. Models in the docs name
-no host: PynamoDB's settings point them at the test server, and ``$PYNAMODB_STASH_KEYRING`` holds a
-fresh keyring, as `pynamodb-stash keygen` would give.
+no host: PynamoDB's settings point them at the test server, boto3's endpoint variables point DynamoDB at
+DynamoDB Local and KMS at moto's, and ``$PYNAMODB_STASH_KEYRING`` holds a fresh keyring, as
+`pynamodb-stash keygen` would give.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ def python_blocks(page: Path) -> List[str]:
 
 
 @pytest.fixture
-def docs_environment(ddb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def docs_environment(ddb_url: str, kms_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(pynamodb.settings.default_settings_dict, "host", ddb_url)
     monkeypatch.setitem(pynamodb.settings.default_settings_dict, "region", "us-east-1")
+    # boto3 clients in the docs name no endpoint, as in production; these send them to the local servers.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", ddb_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", kms_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("PYNAMODB_STASH_KEYRING", Keyring.generate().export_secret_string())
     client = boto3.client("dynamodb", endpoint_url=ddb_url, region_name="us-east-1")
     before = set(client.list_tables()["TableNames"])

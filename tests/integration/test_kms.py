@@ -245,3 +245,32 @@ def test_importing_without_the_kms_extra_names_the_extra() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "[kms]" in result.stdout and "pip install" in result.stdout
+
+
+def test_the_keystore_command(ddb_url: str, kms_url: str, kms_key: str, table_name: str,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from pynamodb_stash._cli import main
+
+    common = ["--table", f"{table_name}-cli", "--endpoint", ddb_url, "--kms-endpoint", kms_url,
+              "--region", "us-east-1"]
+    assert main(["keystore", "create-table", *common]) == 0
+    try:
+        assert main(["keystore", "create-keyset", *common, "--keyset", "app", "--kms-key-id", kms_key]) == 0
+        assert main(["keystore", "rotate", *common, "--keyset", "app"]) == 0
+        assert main(["keystore", "list", *common, "--keyset", "app"]) == 0
+        out = capsys.readouterr().out
+        listed = [line.split() for line in out.splitlines() if line.startswith(("k-", "idx-"))]
+        assert sorted((kind, status) for _, kind, status, *_ in listed) == [
+            ("encryption", "active"), ("encryption", "decrypt_only"), ("index", "active"),
+        ]
+        old = next(key for key, kind, status, *_ in listed if status == "decrypt_only")
+        assert main(["keystore", "retire", *common, "--keyset", "app", "--key-id", old]) == 0
+        with pytest.raises(SystemExit) as missing:
+            main(["keystore", "retire", *common, "--keyset", "app"])
+        assert "--key-id is required" in str(missing.value)
+        assert main(["keystore", "create-keyset", *common, "--keyset", "app", "--kms-key-id", kms_key]) == 1
+        assert "configuration_error: keyset 'app' already exists" in capsys.readouterr().err
+    finally:
+        boto3.client("dynamodb", endpoint_url=ddb_url, region_name="us-east-1").delete_table(
+            TableName=f"{table_name}-cli"
+        )
