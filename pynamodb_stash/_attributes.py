@@ -10,6 +10,7 @@ themselves: they cannot see the item a ciphertext belongs to, so the model does 
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
@@ -339,6 +340,16 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             raise ConfigurationError(f"{where}: attr_name must be {expected!r} to match {field._describe()}")
         self.attr_name = expected
         self.field = field
+
+    def copy_for_model(self) -> HmacAttribute:
+        """An unbound copy, for a model's own copy of the index class this attribute is declared on."""
+        own = copy.copy(self)
+        own.attr_path = list(self.attr_path)
+        own.field = None
+        own.declared_by = self.declared_by or self
+        own._shared_scope = None
+        own._ambiguous = False
+        return own
 
     def bind_shared(self, field: EncryptedAttribute[Any], scope: tuple[object, ...], *, where: str) -> None:
         """Bind an index class's own attribute, used in conditions such as ``MyIndex.email == v``.

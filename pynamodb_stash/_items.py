@@ -68,7 +68,7 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     raw, as_json = _to_dynamodb_item(item, shape, where, EncryptionError)
     model = _stored_class(model, raw, where, EncryptionError)
     fields = _top_level_encrypted(model)
-    runtime = model._stash_runtime()
+    runtime = model._stash_runtime(model._stash_raw_keyring(raw, EncryptionError))
     stored = {name: value for name, value in raw.items() if name not in fields}
     try:
         pending: List[Tuple[Attribute[Any], Any, Any, Optional[str]]] = []
@@ -115,7 +115,7 @@ def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     raw, as_json = _to_dynamodb_item(item, shape, where, DecryptionError)
     model = _stored_class(model, raw, where, DecryptionError)
     _require_key(model, raw, where)
-    runtime = model._stash_runtime()
+    runtime = model._stash_runtime(model._stash_raw_keyring(raw))
     encrypted_names = _stored_names(model)
     plain = {name: value for name, value in raw.items() if name not in encrypted_names}
     try:

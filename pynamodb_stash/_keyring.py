@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import threading
-from typing import Any, Mapping, NoReturn, Protocol
+from contextvars import ContextVar
+from typing import Any, Callable, Dict, Iterator, Mapping, NoReturn, Optional, Protocol
 
 from ._crypto import FieldCipher, FieldHasher, Key, check_key_id
 from .exceptions import ConfigurationError, KeyNotFoundError
@@ -206,6 +208,66 @@ class KeyringSource(Protocol):
     """
 
     def current(self) -> Keyring: ...
+
+
+current_tenant: ContextVar[Optional[str]] = ContextVar("pynamodb_stash_tenant", default=None)
+
+
+@contextlib.contextmanager
+def tenant(name: str) -> Iterator[None]:
+    """Inside the block, models whose keyring is :class:`TenantKeyrings` use tenant ``name``'s keys.
+
+    It applies to everything the block does, in this thread or asyncio task: saving, reading, and
+    hashing plaintext for keys and conditions (so a query in one tenant never matches another's items).
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError("a tenant is a non-empty string")
+    token = current_tenant.set(name)
+    try:
+        yield
+    finally:
+        current_tenant.reset(token)
+
+
+class TenantKeyrings:
+    """One keyring per tenant, for ``Meta.keyring``: each tenant's values and HMACs are under its keys.
+
+    The tenant is the item's ``attribute`` (a plain attribute of the model, by Python name) when it has
+    one, else the one set with :func:`tenant`. Queries and conditions have no item, so they need
+    :func:`tenant`. An item whose tenant differs from the one set with :func:`tenant` is refused.
+
+    :param keyring_for: gives the keyring (or keyring source) of a tenant, e.g. a
+        ``KeyStore.keyring`` per keyset; called once per tenant and cached.
+    """
+
+    def __init__(
+        self, keyring_for: Callable[[str], Keyring | KeyringSource], *, attribute: Optional[str] = None
+    ) -> None:
+        self.attribute = attribute
+        self._keyring_for = keyring_for
+        self._sources: Dict[str, Keyring | KeyringSource] = {}
+        self._lock = threading.Lock()
+
+    def for_tenant(self, name: str) -> Keyring:
+        source = self._sources.get(name)
+        if source is None:
+            with self._lock:
+                source = self._sources.get(name)
+                if source is None:
+                    source = self._sources[name] = self._keyring_for(name)
+        return _current(source, f"tenant {name!r}")
+
+    def current(self) -> Keyring:
+        name = current_tenant.get()
+        if name is None:
+            raise ConfigurationError(
+                "no tenant is set: wrap the operation in `with pynamodb_stash.tenant(name):`"
+                + (f" or give the item its {self.attribute!r}" if self.attribute else "")
+            )
+        return self.for_tenant(name)
+
+    def __repr__(self) -> str:
+        return f"TenantKeyrings(attribute={self.attribute!r}, tenants={sorted(self._sources)!r})"
 
 
 def configure(*, keyring: Keyring | KeyringSource | None) -> None:

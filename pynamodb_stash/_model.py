@@ -72,12 +72,13 @@ from ._attributes import (
     PendingEncryptedAction,
     contains_encrypted,
 )
-from ._keyring import Keyring, resolve_keyring
+from ._keyring import Keyring, TenantKeyrings, current_tenant, resolve_keyring
 from .exceptions import (
     ConfigurationError,
     DecryptionError,
     EncryptionError,
     KeyNotFoundError,
+    StashError,
     UnsupportedQueryError,
 )
 
@@ -216,15 +217,12 @@ def _own_index(
             raise ConfigurationError(
                 f"{where} refers to {attribute.of!r}, which is not an EncryptedAttribute with equality=True"
             )
-        own = copy.copy(attribute)
-        own.attr_path = list(attribute.attr_path)
-        own.field = None
-        own.declared_by = attribute.declared_by or attribute
+        own = attribute.copy_for_model()
         own.bind(target, where=where)
         copies[attr_name] = own
         if table:  # a base model without a table never binds the declared attribute
             scope = (table, target.logical_name, target.hmac_scope, id(getattr(cls.Meta, "keyring", None)))
-            own.declared_by.bind_shared(target, scope, where=where)
+            (attribute.declared_by or attribute).bind_shared(target, scope, where=where)
     if not copies:
         return
     namespace = {"Meta": type("Meta", (index_class.Meta,), {}), "__module__": index_class.__module__, **copies}
@@ -654,6 +652,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     _stash_fields: ClassVar[Dict[str, EncryptedAttribute[Any]]] = {}
     _stash_plan_cache: ClassVar[Optional[_Plan]] = None
     _stash_runtime_cache: ClassVar[Optional[_Runtime]] = None
+    _stash_runtimes: ClassVar[Dict[int, _Runtime]] = {}
 
     @classmethod
     def from_stream_image(cls: type[_M], image: Mapping[str, Any]) -> _M:
@@ -702,17 +701,27 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         return plan
 
     @classmethod
-    def _stash_runtime(cls) -> _Runtime:
-        """The fields' ciphers for the current keyring and table; rebuilt only when either changes."""
+    def _stash_runtime(cls, keyring: Optional[Keyring] = None) -> _Runtime:
+        """The fields' ciphers for ``keyring`` (default: the current one) and the logical table.
+
+        Built once per keyring and table and cached on the class (a few, for tenants' keyrings).
+        """
         runtime: Optional[_Runtime] = cls.__dict__.get("_stash_runtime_cache")
         meta = cls.Meta
         if (
-            runtime is not None
+            keyring is None
+            and runtime is not None
             and getattr(meta, "keyring", None) is runtime.keyring
             and (getattr(meta, "logical_table_name", None) or getattr(meta, "table_name", None)) == runtime.table
         ):
             return runtime
-        keyring, table = cls._stash_keyring(), cls._stash_table()
+        if keyring is None:
+            keyring = cls._stash_keyring()
+        table = cls._stash_table()
+        if runtime is not None and runtime.keyring is keyring and runtime.table == table:
+            return runtime
+        runtimes: Dict[int, _Runtime] = cls.__dict__.get("_stash_runtimes") or {}
+        runtime = runtimes.get(id(keyring))
         if runtime is None or runtime.keyring is not keyring or runtime.table != table:
             plan = cls._stash_plan()
             fields = tuple(_FieldRuntime(cls, f, keyring, table, f.logical_name) for f in plan.fields)
@@ -721,8 +730,60 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 for path, field in _nested_fields(map_class, stored + ("[]" if is_list else "")):
                     by_path[path] = _FieldRuntime(cls, field, keyring, table, path)
             runtime = _Runtime(keyring, table, fields, by_path)
-            cls._stash_runtime_cache = runtime
+            if len(runtimes) >= 256:
+                runtimes = {}
+            runtimes[id(keyring)] = runtime
+            cls._stash_runtimes = runtimes
+        cls._stash_runtime_cache = runtime
         return runtime
+
+    @classmethod
+    def _stash_item_keyring(cls, tenant_of_item: Optional[str], error: type[StashError]) -> Optional[Keyring]:
+        """The keyring of an item's tenant, when ``Meta.keyring`` is per tenant and the item names one."""
+        if tenant_of_item is None:
+            return None
+        source = getattr(cls.Meta, "keyring", None)
+        assert isinstance(source, TenantKeyrings)
+        context = current_tenant.get()
+        if context is not None and context != tenant_of_item:
+            raise error(
+                f"{cls.__name__}: the item belongs to another tenant than the one set with tenant()",
+                code="tenant_mismatch",
+            )
+        return source.for_tenant(tenant_of_item)
+
+    @classmethod
+    def _stash_tenant_attribute(cls) -> Optional[Tuple[str, Attribute[Any]]]:
+        """The plain attribute naming an item's tenant, with its Python name, if the keyring is per tenant."""
+        source = getattr(cls.Meta, "keyring", None)
+        if not isinstance(source, TenantKeyrings) or source.attribute is None:
+            return None
+        attribute = cls.get_attributes().get(source.attribute)
+        if attribute is None or isinstance(attribute, (EncryptedAttribute, HmacAttribute, MapAttribute)):
+            raise ConfigurationError(
+                f"{cls.__name__}: TenantKeyrings(attribute={source.attribute!r}) needs a plain attribute"
+            )
+        return source.attribute, attribute
+
+    def _stash_instance_keyring(self, error: type[StashError]) -> Optional[Keyring]:
+        tenant_attribute = self._stash_tenant_attribute()
+        if tenant_attribute is None:
+            return None
+        name = getattr(self, tenant_attribute[0])
+        return self._stash_item_keyring(None if name is None else str(name), error)
+
+    @classmethod
+    def _stash_raw_keyring(
+        cls, item: Dict[str, Dict[str, Any]], error: type[StashError] = DecryptionError
+    ) -> Optional[Keyring]:
+        tenant_attribute = cls._stash_tenant_attribute()
+        if tenant_attribute is None:
+            return None
+        _, attribute = tenant_attribute
+        stored = item.get(attribute.attr_name)
+        if not stored or NULL in stored:
+            return None
+        return cls._stash_item_keyring(str(attribute.deserialize(attribute.get_value(stored))), error)
 
     # -- the item path ------------------------------------------------------------------------------
     # PynamoDB's generic loops would call EncryptedAttribute.serialize/deserialize, which see only the
@@ -742,7 +803,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         if not plan.fields and not plan.nested:
             return item
 
-        runtime = self._stash_runtime()
+        runtime = self._stash_runtime(self._stash_instance_keyring(EncryptionError))
         pending = []
         for field in runtime.fields:
             value = values.get(field.name)
@@ -789,7 +850,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     setattr(self, name, value)
         if not plan.fields and not plan.nested:
             return
-        runtime = self._stash_runtime()
+        runtime = self._stash_runtime(self._stash_raw_keyring(attribute_values))
         item_key: Optional[bytes] = None
         for name, _, stored, map_class, is_list in plan.nested:
             stored_value = attribute_values.get(stored)
@@ -860,7 +921,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     def _stash_expand(self, actions: List[Action]) -> List[Action]:
         if not isinstance(actions, list):
             return actions  # PynamoDB raises its own TypeError
-        runtime = self._stash_runtime()
+        runtime = self._stash_runtime(self._stash_instance_keyring(EncryptionError))
         expanded: List[Action] = []
         item_key: Optional[bytes] = None
         for action in actions:

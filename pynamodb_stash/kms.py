@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 from ._crypto import Key
-from ._keyring import Keyring
+from ._keyring import Keyring, TenantKeyrings
 from .exceptions import ConfigurationError, KeyProviderError
 
 __all__ = ["KeyInfo", "KeyStore", "KmsKeyringSource"]
@@ -175,6 +175,15 @@ class KeyStore:
         if ttl_seconds <= 0 or max_uses <= 0:
             raise ConfigurationError("ttl_seconds and max_uses must be positive")
         return KmsKeyringSource(self, keyset, ttl_seconds=ttl_seconds, max_uses=max_uses, clock=clock)
+
+    def tenant_keyrings(
+        self, *, attribute: Optional[str] = None, ttl_seconds: float = 300.0, max_uses: int = 10_000_000
+    ) -> TenantKeyrings:
+        """One keyset per tenant, for ``Meta.keyring``: the keyset named by the item's ``attribute`` or
+        by ``pynamodb_stash.tenant(...)``. See :class:`pynamodb_stash.TenantKeyrings`."""
+        return TenantKeyrings(
+            lambda keyset: self.keyring(keyset, ttl_seconds=ttl_seconds, max_uses=max_uses), attribute=attribute
+        )
 
     # -- internals ---------------------------------------------------------------------------------
 

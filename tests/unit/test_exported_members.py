@@ -26,12 +26,14 @@ EXPECTED = [
     "Keyring",
     "KeyringSource",
     "StashError",
+    "TenantKeyrings",
     "UnsupportedQueryError",
     "bulk_decrypt_items",
     "bulk_encrypt_items",
     "configure",
     "decrypt_item",
     "encrypt_item",
+    "tenant",
 ]
 ERRORS = [
     "ConfigurationError",
