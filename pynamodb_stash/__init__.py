@@ -8,7 +8,7 @@ encrypted before they leave the process, stored as ``x__source`` (ciphertext) an
 from ._attributes import EncryptedAttribute, EncryptedMapAttribute, HmacAttribute, HmacDigest
 from ._crypto import Key
 from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
-from ._keyring import Keyring, KeyringSource, TenantKeyrings, configure, tenant
+from ._keyring import Keyring, KeyringSource, TenantKeyrings, configure, lock_context, tenant
 from ._model import EncryptedModel
 from .exceptions import (
     ConfigurationError,
@@ -45,5 +45,6 @@ __all__ = [
     "configure",
     "decrypt_item",
     "encrypt_item",
+    "lock_context",
     "tenant",
 ]

@@ -125,6 +125,8 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
     :param hmac_scope: share HMACs with other attributes or tables that use the same scope name. By
         default each (logical table, attribute) has its own HMAC key, so equal values in two attributes
         or tables do not match.
+    :param identity_bound: bind each value to the claims of the :func:`lock_context` it is written in;
+        reading it needs the same claims. Writing or reading it outside a lock context raises.
     :raises ConfigurationError: at class creation, for an unsupported type or an inconsistent option.
 
     Conditions: ``==``, ``!=`` and ``is_in`` compare the HMAC; ``exists()``/``does_not_exist()`` test
@@ -144,6 +146,7 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         null: bool | None = None,
         attr_name: str | None = None,
         hmac_scope: str | None = None,
+        identity_bound: bool = False,
     ) -> None:
         super().__init__(hash_key=hash_key, range_key=range_key, null=null)
         try:
@@ -154,6 +157,7 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
             raise ConfigurationError("EncryptedAttribute: hmac_scope needs equality=True")
         self.type_ = type_
         self.equality = equality
+        self.identity_bound = identity_bound
         self.hmac_scope = hmac_scope
         self.declared_name = attr_name
         self.python_name = ""

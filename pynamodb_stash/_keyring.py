@@ -11,7 +11,7 @@ import threading
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Iterator, Mapping, NoReturn, Optional, Protocol
 
-from ._crypto import FieldCipher, FieldHasher, Key, check_key_id
+from ._crypto import FieldCipher, FieldHasher, Key, check_key_id, length_prefixed
 from .exceptions import ConfigurationError, KeyNotFoundError
 
 ENV_VAR = "PYNAMODB_STASH_KEYRING"
@@ -227,6 +227,31 @@ def tenant(name: str) -> Iterator[None]:
         yield
     finally:
         current_tenant.reset(token)
+
+
+current_lock_context: ContextVar[Optional[bytes]] = ContextVar("pynamodb_stash_lock_context", default=None)
+
+
+@contextlib.contextmanager
+def lock_context(**claims: str) -> Iterator[None]:
+    """Bind identity-bound attributes written inside the block to ``claims`` (``sub="user-123"``).
+
+    Values of ``EncryptedAttribute(..., identity_bound=True)`` are encrypted with the claims in their
+    associated data, and decrypt only inside a lock context with exactly the same claims; otherwise
+    ``DecryptionError``. The claims are not stored: the reader must know them (from its own session).
+
+    :raises ConfigurationError: for no claims, or a claim that is not a non-empty string.
+    """
+    if not claims or not all(isinstance(value, str) and value for value in claims.values()):
+        raise ConfigurationError("lock_context takes one or more claims, each a non-empty string")
+    encoded = b"".join(
+        length_prefixed(name.encode()) + length_prefixed(value.encode()) for name, value in sorted(claims.items())
+    )
+    token = current_lock_context.set(encoded)
+    try:
+        yield
+    finally:
+        current_lock_context.reset(token)
 
 
 class TenantKeyrings:

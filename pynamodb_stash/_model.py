@@ -72,7 +72,7 @@ from ._attributes import (
     PendingEncryptedAction,
     contains_encrypted,
 )
-from ._keyring import Keyring, TenantKeyrings, current_tenant, resolve_keyring
+from ._keyring import Keyring, TenantKeyrings, current_lock_context, current_tenant, resolve_keyring
 from .exceptions import (
     ConfigurationError,
     DecryptionError,
@@ -287,6 +287,7 @@ class _FieldRuntime:
 
     __slots__ = (
         "field", "path", "name", "source", "hmac", "hmac_python", "is_key", "null", "codec", "where",
+        "identity_bound",
         "_keyring", "_table", "_sealer", "_openers", "_hasher",
     )
 
@@ -302,6 +303,7 @@ class _FieldRuntime:
         self.hmac_python = companion.python_name if companion is not None else None
         self.is_key = companion is not None and (companion.is_hash_key or companion.is_range_key)
         self.null = field.null
+        self.identity_bound = field.identity_bound
         self.codec = field.codec
         self.where = f"{cls.__name__}.{field.python_name if path == field.logical_name else path}"
         self._keyring = keyring
@@ -333,7 +335,16 @@ class _FieldRuntime:
 
     def seal(self, plaintext: bytes, item_key: bytes, digest: Optional[str], positions: bytes = b"") -> bytes:
         bound = item_key if digest is None else _with_digest(item_key, digest)
+        if self.identity_bound:
+            bound += self._identity(EncryptionError)
         return self._sealer.seal(plaintext, bound + positions)
+
+    def _identity(self, error: type[StashError]) -> bytes:
+        claims = current_lock_context.get()
+        if claims is None:
+            raise error(f"{self.where} is identity-bound: use it inside `with pynamodb_stash.lock_context(...)`",
+                        code="missing_lock_context")
+        return b"L" + _crypto.length_prefixed(claims)
 
     def open(
         self, stored: Dict[str, Any], item_key: Optional[bytes], digest: Optional[str], positions: bytes = b""
@@ -362,13 +373,15 @@ class _FieldRuntime:
         if opener is None:
             opener = self._opener(blob)
             self._openers[blob[: 2 + blob[1]]] = opener
+        bound = item_key if digest is None else _with_digest(item_key, digest)
+        if self.identity_bound:
+            bound += self._identity(DecryptionError)
         try:
-            bound = item_key if digest is None else _with_digest(item_key, digest)
             plaintext = opener.open(blob, bound + positions)
         except _crypto.InvalidCiphertext:
             raise DecryptionError(
                 f"{self.where} (key id {opener.key_id!r}): the value is not authentic for this item, "
-                "attribute and table"
+                "attribute and table" + (", or for this lock context" if self.identity_bound else "")
             ) from None
         try:
             return self.codec.decode(plaintext)

@@ -274,3 +274,9 @@ def test_the_keystore_command(ddb_url: str, kms_url: str, kms_key: str, table_na
         boto3.client("dynamodb", endpoint_url=ddb_url, region_name="us-east-1").delete_table(
             TableName=f"{table_name}-cli"
         )
+
+
+def test_an_unknown_keyset_is_a_key_provider_error(store: KeyStore) -> None:
+    with pytest.raises(KeyProviderError) as raised:
+        store.keyring("nobody").current()
+    assert "nobody" in str(raised.value) and "no active" in str(raised.value)

@@ -33,6 +33,7 @@ EXPECTED = [
     "configure",
     "decrypt_item",
     "encrypt_item",
+    "lock_context",
     "tenant",
 ]
 ERRORS = [
