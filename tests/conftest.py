@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# CI machines are small and shared: a slow example is not a failing one. Tests time nothing.
+settings.register_profile("stash", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("stash")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-dynamodb-local"
