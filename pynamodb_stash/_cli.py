@@ -1,10 +1,15 @@
-"""The ``pynamodb-stash`` command line: ``keygen``, ``demo`` and ``keystore``."""
+"""The ``pynamodb-stash`` command line: keys, the demo, and operations on tables."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
-from typing import Optional, Sequence
+import time
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from pynamodb.exceptions import PynamoDBException
 
 from ._keyring import ENV_VAR, Keyring
 from .exceptions import StashError
@@ -72,6 +77,76 @@ def _need(args: argparse.Namespace, name: str) -> str:
     return str(value)
 
 
+def _load_model(args: argparse.Namespace) -> Any:
+    """``MODULE:Model``, bound to ``--endpoint``/``--region`` when given. One-line errors, no traceback."""
+    from ._model import EncryptedModel
+
+    module_name, _, class_name = args.model.partition(":")
+    if not module_name or not class_name:
+        raise SystemExit(f"pynamodb-stash: {args.model!r} is not MODULE:Model")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way
+        raise SystemExit(f"pynamodb-stash: cannot import {module_name}: {type(exc).__name__}") from None
+    model = getattr(module, class_name, None)
+    if not (isinstance(model, type) and issubclass(model, EncryptedModel)):
+        raise SystemExit(f"pynamodb-stash: {args.model} is not an EncryptedModel")
+    if args.endpoint:
+        model.Meta.host = args.endpoint
+    if args.region:
+        model.Meta.region = args.region
+    if args.endpoint or args.region:
+        model._connection = None
+    if not model.exists():
+        raise SystemExit(f"pynamodb-stash: table {model.Meta.table_name!r} does not exist")
+    return model
+
+
+def _progress(every: float = 2.0) -> Callable[[Any], None]:
+    last = [time.monotonic()]
+
+    def show(report: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            print(f"... {report.summary()}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _operation(args: argparse.Namespace) -> int:
+    from . import operations
+
+    model = _load_model(args)
+    if args.command == "status":
+        rows = operations.status(model)
+        columns = list(rows[0]) if rows else []
+        widths = [max(len(column), *(len(row[column]) for row in rows)) for column in columns]
+        for values in [dict(zip(columns, columns)), *rows]:
+            print("  ".join(str(values[column]).ljust(width) for column, width in zip(columns, widths)).rstrip())
+        print(f"keyring: primary key {model._stash_runtime().keyring.primary_key_id}")
+        return 0
+    if args.command == "hmac":
+        attribute = model.get_attributes().get(args.attribute)
+        if attribute is None or not getattr(attribute, "equality", False):
+            raise SystemExit(f"pynamodb-stash: {args.attribute!r} is not an encrypted attribute with equality=True")
+        print(attribute.hmac(args.value))
+        return 0
+    run = {"verify": operations.verify, "encrypt-existing": operations.encrypt_existing, "rotate": operations.rotate}
+    options: Dict[str, Any] = {"segments": args.segments, "progress": _progress()}
+    if args.command != "verify":
+        options.update(
+            segment=args.segment, total_segments=args.total_segments, checkpoint=args.checkpoint,
+            max_write_rate=args.max_write_rate, dry_run=args.dry_run,
+        )
+    report = run[args.command](model, **options)
+    print(report.summary())
+    if report.key_ids:
+        print("values by key id: " + ", ".join(f"{key}: {count}" for key, count in sorted(report.key_ids.items())))
+    return 0 if report.ok else 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="pynamodb-stash", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,11 +175,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     keystore.add_argument("--region", default=None)
     keystore.set_defaults(run=_keystore)
 
+    for name, summary in (
+        ("status", "print a model's encryption schema"),
+        ("verify", "read and decrypt every item; exit 1 if any fails"),
+        ("encrypt-existing", "encrypt values still stored in plaintext, in place"),
+        ("rotate", "re-encrypt values under the keyring's primary key"),
+        ("hmac", "print the HMAC of a value, for the AWS CLI or console"),
+    ):
+        command = commands.add_parser(name, help=summary)
+        command.add_argument("model", help="MODULE:Model, e.g. myapp.models:User")
+        if name == "hmac":
+            command.add_argument("attribute")
+            command.add_argument("value")
+        if name in ("verify", "encrypt-existing", "rotate"):
+            command.add_argument("--segments", type=int, default=1, help="parallel scan segments in this process")
+        if name in ("encrypt-existing", "rotate"):
+            command.add_argument("--segment", type=int, help="scan only this segment (with --total-segments)")
+            command.add_argument("--total-segments", type=int, help="the number of workers splitting the table")
+            command.add_argument("--checkpoint", help="a file to resume from and record progress in")
+            command.add_argument("--max-write-rate", type=float, help="rewrites per second, at most")
+            command.add_argument("--dry-run", action="store_true", help="count, write nothing")
+        command.add_argument("--endpoint", help="DynamoDB endpoint URL (default: the model's)")
+        command.add_argument("--region", default=None)
+        command.set_defaults(run=_operation)
+
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
     except StashError as exc:
         print(f"pynamodb-stash: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    except PynamoDBException as exc:  # DynamoDB refused: name the error, not its payload
+        print(f"pynamodb-stash: {type(exc).__name__}: {exc.cause_response_code or 'request failed'}", file=sys.stderr)
         return 1
 
 

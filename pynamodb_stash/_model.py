@@ -16,6 +16,7 @@ import copy
 import inspect
 import random
 import time
+from contextvars import ContextVar
 from decimal import Context, Decimal, InvalidOperation
 from typing import (
     Any,
@@ -593,6 +594,9 @@ def _open_nested(
     return instance
 
 
+reading_plaintext: ContextVar[bool] = ContextVar("pynamodb_stash_reading_plaintext", default=False)
+"""Set by the migration tools, which must read legacy plaintext whatever ``Meta.plaintext_policy`` says."""
+
 _BACKOFF_BASE_SECONDS = 0.05
 _BACKOFF_CAP_SECONDS = 5.0
 
@@ -658,6 +662,9 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
       ``$PYNAMODB_STASH_KEYRING`` is used, resolved at first use.
     - ``logical_table_name``: the table name bound into ciphertexts and HMACs (default
       ``Meta.table_name``); set it to the old name when a table is restored or renamed.
+    - ``plaintext_policy``: what reading a value still stored in plaintext under the attribute's plain
+      name does (a table being migrated): ``"forbid"`` (default) raises ``DecryptionError``,
+      ``"read_plaintext"`` returns it. Writes always encrypt.
 
     :raises DecryptionError: when a stored value does not verify for the item it was read from.
     """
@@ -881,10 +888,38 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     values[field.hmac_python] = digest
             stored_value = attribute_values.get(field.source)
             if not stored_value or NULL in stored_value:
+                legacy = attribute_values.get(field.field.logical_name)
+                if legacy and NULL not in legacy:
+                    values[field.name] = self._stash_legacy_plaintext(field, legacy)
                 continue
             if item_key is None:
                 item_key = plan.item_key(attribute_values)
             values[field.name] = field.open(stored_value, item_key, digest)
+
+    def _stash_legacy_plaintext(self, field: _FieldRuntime, stored: Dict[str, Any]) -> Any:
+        """A value written before the attribute was encrypted, under its plain name: per ``Meta.plaintext_policy``.
+
+        ``"forbid"`` (the default) raises; ``"read_plaintext"`` returns it (writes always encrypt).
+        """
+        policy = "read_plaintext" if reading_plaintext.get() else getattr(self.Meta, "plaintext_policy", "forbid")
+        if policy != "read_plaintext":
+            if policy != "forbid":
+                raise ConfigurationError(
+                    f"{type(self).__name__}.Meta.plaintext_policy is 'forbid' or 'read_plaintext', not {policy!r}"
+                )
+            raise DecryptionError(
+                f"{field.where} is stored in plaintext (Meta.plaintext_policy is 'forbid'); "
+                "encrypt the table with `pynamodb-stash encrypt-existing`",
+                code="plaintext_found",
+            )
+        from ._items import _plaintext  # the conversions of the raw-item API
+
+        try:
+            return _plaintext(field.field, stored)
+        except Exception as exc:
+            raise DecryptionError(
+                f"{field.where}: its plaintext value does not fit the attribute ({type(exc).__name__})"
+            ) from None
 
     @classmethod
     def _instantiate(cls, attribute_values: Dict[str, Dict[str, Any]]) -> Any:
@@ -965,6 +1000,14 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 stored = _seal_nested(runtime, type(declared), False, action.value, ".".join(path), item_key, True)
                 expanded.append(SetAction(Path(path), Value(stored)))
                 continue
+            legacy = RemoveAction(Path([declared.logical_name]))
+            if (
+                len(path) == 1
+                and getattr(self.Meta, "plaintext_policy", "forbid") == "read_plaintext"
+                and legacy not in actions
+            ):
+                # During a migration, a new value also drops the stale plaintext beside it.
+                expanded.append(legacy)
             field = runtime.by_path[declared.template_path()]
             plaintext, digest = field.encode(action.value)
             expanded.append(SetAction(Path(path), Value({BINARY: field.seal(plaintext, item_key, digest)})))
@@ -976,7 +1019,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """Whether a plain update action on ``target`` leaves every encrypted value as it is.
 
         Refused: paths to ``__source``/``__hmac`` values, to an encrypted attribute's base name (which
-        would store a plaintext beside it), and anything inside an encrypted map other than its typed
+        would store a plaintext beside it; removing it is fine), and anything inside an encrypted map
+        other than its typed
         plain fields and removing it whole; list positions of encrypted maps are bound into their
         ciphertexts, so no path into such a list is allowed.
         """
@@ -985,7 +1029,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             return False
         plan = self._stash_plan()
         if segments[0] in {field.logical_name for field in plan.fields}:
-            return False
+            # Only removing a stale plaintext left from before the attribute was encrypted.
+            return isinstance(action, RemoveAction) and len(target.path) == 1
         if segments[0] not in {stored for _, _, stored, _, _ in plan.nested}:
             return True
         if target.path == segments[:1] and isinstance(action, RemoveAction):  # the whole map or list

@@ -76,12 +76,12 @@ def test_nothing_else_public_leaks() -> None:
     assert public == set(pynamodb_stash.__all__)
 
 
-def test_public_submodules_are_exceptions_and_the_kms_extra() -> None:
+def test_public_submodules_are_exceptions_operations_and_the_kms_extra() -> None:
     submodules = {
         name for name, value in vars(pynamodb_stash).items()
         if isinstance(value, types.ModuleType) and not name.startswith("_")
     }
-    assert submodules <= {"exceptions", "kms"}
+    assert submodules <= {"exceptions", "kms", "operations"}
 
 
 def test_importing_the_package_imports_no_extra() -> None:

@@ -1,0 +1,453 @@
+"""Operations on live tables: encrypt legacy plaintext, re-encrypt after a rotation, verify, inspect.
+
+Each function here is also a ``pynamodb-stash`` command. They scan the table through the model's own
+connection, in parallel segments if asked, and rewrite items with conditional ``UpdateItem`` calls that
+touch only the attributes being migrated: an application writing to the table meanwhile loses nothing
+(an item changed since it was read is read again and retried), and running a command twice rewrites
+nothing the first run finished. A checkpoint file makes a long run resumable after it is stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path as FilePath
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from pynamodb.constants import BINARY, NULL
+from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action, RemoveAction
+
+from . import _crypto
+from ._model import EncryptedModel, reading_plaintext
+from .exceptions import ConfigurationError, StashError
+
+__all__ = ["Report", "encrypt_existing", "rotate", "status", "verify"]
+
+_RETRIES_PER_ITEM = 5
+
+
+@dataclass
+class Report:
+    """What a run did, by outcome; ``failures`` counts by error code, never with values."""
+
+    scanned: int = 0
+    rewritten: int = 0
+    unchanged: int = 0
+    retried: int = 0
+    failures: Counter[str] = dataclass_field(default_factory=Counter)
+    key_ids: Counter[str] = dataclass_field(default_factory=Counter)
+    _lock: threading.Lock = dataclass_field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def add(self, other: Report) -> None:
+        with self._lock:
+            self.scanned += other.scanned
+            self.rewritten += other.rewritten
+            self.unchanged += other.unchanged
+            self.retried += other.retried
+            self.failures.update(other.failures)
+            self.key_ids.update(other.key_ids)
+
+    def summary(self) -> str:
+        failed = ", ".join(f"{code}: {count}" for code, count in sorted(self.failures.items())) or "none"
+        return (
+            f"scanned {self.scanned}, rewritten {self.rewritten}, unchanged {self.unchanged}, "
+            f"retried after a concurrent write {self.retried}, failed: {failed}"
+        )
+
+
+# -- inspection -----------------------------------------------------------------------------------
+
+
+def status(model: type[EncryptedModel]) -> List[Dict[str, str]]:
+    """The model's encryption schema, one row per attribute: what is encrypted and where it is stored.
+
+    Names only: no values, no key material.
+    """
+    table = model._stash_table()
+    nested = _nested_names(model)
+    rows = []
+    for name, attribute in sorted(model.get_attributes().items()):
+        if getattr(attribute, "is_companion", False):
+            continue
+        field = model._stash_fields.get(name)
+        hmac = field.hmac_attribute if field is not None else None
+        keys = []
+        if hmac is not None and (hmac.is_hash_key or hmac.is_range_key):
+            keys.append("table hash key" if hmac.is_hash_key else "table range key")
+        elif attribute.is_hash_key or attribute.is_range_key:
+            keys.append("table hash key" if attribute.is_hash_key else "table range key")
+        keys += [
+            f"{index_name} key" for index_name, index in model._indexes.items()
+            if field is not None and any(getattr(a, "field", None) is field for a in index.Meta.attributes.values())
+        ]
+        rows.append({
+            "attribute": name,
+            "encrypted": "yes" if field is not None else ("fields" if name in nested else "no"),
+            "stored as": attribute.attr_name + (f", {hmac.attr_name}" if hmac is not None else ""),
+            "equality": "yes" if hmac is not None else "",
+            "keys": ", ".join(keys),
+            "logical table": table if field is not None or name in nested else "",
+        })
+    return rows
+
+
+def verify(
+    model: type[EncryptedModel], *, segments: int = 1, progress: Optional[Callable[[Report], None]] = None
+) -> Report:
+    """Read and decrypt every item; count successes by key id and failures by error code."""
+
+    def check(raw: Dict[str, Any], part: Report) -> None:
+        try:
+            model.from_raw_data(raw)
+        except StashError as error:
+            part.failures[error.code] += 1
+            return
+        part.key_ids.update(_key_ids(model, raw))
+        part.unchanged += 1
+
+    return _run(model, check, Report(), segments=segments, progress=progress)
+
+
+# -- migrations -----------------------------------------------------------------------------------
+
+
+def encrypt_existing(
+    model: type[EncryptedModel],
+    *,
+    segments: int = 1,
+    segment: Optional[int] = None,
+    total_segments: Optional[int] = None,
+    checkpoint: Optional[str] = None,
+    max_write_rate: Optional[float] = None,
+    dry_run: bool = False,
+    progress: Optional[Callable[[Report], None]] = None,
+    page_size: Optional[int] = None,
+) -> Report:
+    """Encrypt every attribute still stored in plaintext under its plain name, in place.
+
+    Each item is rewritten with one ``UpdateItem`` that sets ``x__source``/``x__hmac`` and removes ``x``,
+    on condition that ``x`` still holds the value read: a concurrent change makes it read the item again
+    and retry. Items already encrypted are not written. Items whose key is an encrypted attribute's HMAC
+    cannot be in a plaintext table and are not handled.
+
+    :param segments: parallel scan segments in this process.
+    :param segment: with ``total_segments``, the one segment this worker scans (for N workers).
+    :param checkpoint: a file recording each segment's progress; a run given the same file resumes.
+    :param max_write_rate: rewrites per second, at most (across segments).
+    :param dry_run: count what would be rewritten, write nothing.
+    :param page_size: items per scan request (default: DynamoDB's 1 MB pages).
+    """
+    limiter = _RateLimiter(max_write_rate)
+
+    def migrate(raw: Dict[str, Any], part: Report) -> None:
+        _rewrite(model, raw, part, dry_run, limiter, _legacy_actions)
+
+    return _run(
+        model, migrate, Report(), segments=segments, segment=segment, total_segments=total_segments,
+        checkpoint=checkpoint, progress=progress, page_size=page_size,
+    )
+
+
+def rotate(
+    model: type[EncryptedModel],
+    *,
+    segments: int = 1,
+    segment: Optional[int] = None,
+    total_segments: Optional[int] = None,
+    checkpoint: Optional[str] = None,
+    max_write_rate: Optional[float] = None,
+    dry_run: bool = False,
+    progress: Optional[Callable[[Report], None]] = None,
+    page_size: Optional[int] = None,
+) -> Report:
+    """Re-encrypt, under the keyring's primary key, every value written under another key.
+
+    Same guarantees as :func:`encrypt_existing`: conditional on ``x__source`` being unchanged.
+    HMACs do not change (they use the index key).
+    """
+    limiter = _RateLimiter(max_write_rate)
+
+    def reencrypt(raw: Dict[str, Any], part: Report) -> None:
+        _rewrite(model, raw, part, dry_run, limiter, _rotation_actions)
+
+    return _run(
+        model, reencrypt, Report(), segments=segments, segment=segment, total_segments=total_segments,
+        checkpoint=checkpoint, progress=progress, page_size=page_size,
+    )
+
+
+# -- one item ---------------------------------------------------------------------------------------
+
+Planner = Callable[[type[EncryptedModel], Dict[str, Any], EncryptedModel], Tuple[List[Action], Optional[Condition]]]
+
+
+def _rewrite(
+    model: type[EncryptedModel],
+    raw: Dict[str, Any],
+    part: Report,
+    dry_run: bool,
+    limiter: _RateLimiter,
+    plan: Planner,
+) -> None:
+    for _ in range(_RETRIES_PER_ITEM):
+        try:
+            token = reading_plaintext.set(True)
+            try:
+                instance = model.from_raw_data(raw)
+            finally:
+                reading_plaintext.reset(token)
+            actions, condition = plan(model, raw, instance)
+        except StashError as error:
+            part.failures[error.code] += 1
+            return
+        if not actions:
+            part.unchanged += 1
+            return
+        if dry_run:
+            part.rewritten += 1
+            return
+        limiter.wait()
+        try:
+            instance.update(actions, condition=condition, add_version_condition=False)
+            part.rewritten += 1
+            return
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                part.failures["update_failed"] += 1
+                return
+            part.retried += 1
+            fresh = _read_again(model, raw)
+            if fresh is None:  # deleted meanwhile: nothing left to migrate
+                part.unchanged += 1
+                return
+            raw = fresh
+        except StashError as error:
+            part.failures[error.code] += 1
+            return
+    part.failures["too_many_conflicts"] += 1
+
+
+def _legacy_actions(
+    model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel
+) -> Tuple[List[Action], Optional[Condition]]:
+    actions: List[Action] = []
+    condition: Optional[Condition] = None
+    for runtime_field in model._stash_runtime().fields:
+        name = runtime_field.field.logical_name
+        legacy = raw.get(name)
+        if not legacy or NULL in legacy:
+            continue
+        unchanged = Path([name]) == Value(legacy)
+        if runtime_field.source in raw:  # written encrypted meanwhile: only the stale plaintext is left
+            unchanged &= Path([runtime_field.source]) == Value(raw[runtime_field.source])
+        else:
+            actions.append(runtime_field.field.set(instance.attribute_values[runtime_field.name]))
+            unchanged &= Path([runtime_field.source]).does_not_exist()
+        actions.append(RemoveAction(Path([name])))
+        condition = unchanged if condition is None else condition & unchanged
+    return actions, condition
+
+
+def _rotation_actions(
+    model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel
+) -> Tuple[List[Action], Optional[Condition]]:
+    primary = model._stash_runtime().keyring.primary_key_id
+    actions: List[Action] = []
+    condition: Optional[Condition] = None
+    for field in model._stash_runtime().fields:
+        stored = raw.get(field.source)
+        if not stored or BINARY not in stored or _crypto.read_key_id(stored[BINARY]) == primary:
+            continue
+        actions.append(field.field.set(instance.attribute_values[field.name]))
+        unchanged = Path([field.source]) == Value({BINARY: stored[BINARY]})
+        condition = unchanged if condition is None else condition & unchanged
+    return actions, condition
+
+
+def _key_ids(model: type[EncryptedModel], raw: Dict[str, Any]) -> List[str]:
+    ids = []
+    for field in model._stash_runtime().fields:
+        stored = raw.get(field.source)
+        if stored and BINARY in stored:
+            ids.append(_crypto.read_key_id(stored[BINARY]))
+    return ids
+
+
+def _nested_names(model: type[EncryptedModel]) -> set[str]:
+    return {name for name, _, _, _, _ in model._stash_plan().nested}
+
+
+def _read_again(model: type[EncryptedModel], raw: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    plan = model._stash_plan()
+    hash_name, hash_type = plan.hash_key  # type: ignore[misc]
+    range_key = plan.range_key
+    data = model._get_connection().get_item(
+        raw[hash_name][hash_type],
+        range_key=raw[range_key[0]][range_key[1]] if range_key else None,
+        consistent_read=True,
+    )
+    item: Optional[Dict[str, Any]] = data.get("Item")
+    return item
+
+
+# -- scanning -----------------------------------------------------------------------------------------
+
+
+def _run(
+    model: type[EncryptedModel],
+    visit: Callable[[Dict[str, Any], Report], None],
+    report: Report,
+    *,
+    segments: int = 1,
+    segment: Optional[int] = None,
+    total_segments: Optional[int] = None,
+    checkpoint: Optional[str] = None,
+    progress: Optional[Callable[[Report], None]] = None,
+    page_size: Optional[int] = None,
+) -> Report:
+    if (segment is None) != (total_segments is None):
+        raise ConfigurationError("--segment and --total-segments go together")
+    if segment is not None and total_segments is not None:
+        if not 0 <= segment < total_segments:
+            raise ConfigurationError("--segment must be in [0, --total-segments)")
+        mine: Sequence[int] = [segment]
+        total = total_segments
+    else:
+        if segments < 1:
+            raise ConfigurationError("--segments must be at least 1")
+        mine, total = range(segments), segments
+    state = _Checkpoint.open(checkpoint, model, total)
+
+    def scan_segment(number: int) -> None:
+        for page in _pages(model, number, total, state, page_size):
+            part = Report()
+            for raw in page:
+                part.scanned += 1
+                visit(raw, part)
+            report.add(part)
+            if progress is not None:
+                progress(report)
+
+    with ThreadPoolExecutor(max_workers=len(mine)) as pool:
+        for future in [pool.submit(scan_segment, number) for number in mine]:
+            future.result()
+    return report
+
+
+def _pages(
+    model: type[EncryptedModel], number: int, total: int, state: _Checkpoint, page_size: Optional[int]
+) -> Iterator[List[Dict[str, Any]]]:
+    start, done = state.position(number)
+    if done:
+        return
+    connection = model._get_connection()
+    while True:
+        data = connection.scan(
+            segment=number if total > 1 else None,
+            total_segments=total if total > 1 else None,
+            exclusive_start_key=start,  # type: ignore[arg-type]
+            consistent_read=True,
+            limit=page_size,
+        )
+        yield data.get("Items", [])
+        start = data.get("LastEvaluatedKey")
+        state.record(number, start)
+        if not start:
+            return
+
+
+class _Checkpoint:
+    """Each segment's last evaluated key, in a JSON file replaced atomically after every page."""
+
+    def __init__(self, path: Optional[FilePath], data: Dict[str, Any]) -> None:
+        self._path = path
+        self._data = data
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Optional[str], model: type[EncryptedModel], total: int) -> _Checkpoint:
+        identity = {"table": model.Meta.table_name, "total_segments": total}
+        if path is None:
+            return cls(None, {**identity, "segments": {}})
+        file = FilePath(path)
+        if not file.exists():
+            return cls(file, {**identity, "segments": {}})
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ConfigurationError(f"checkpoint {path}: not a pynamodb-stash checkpoint") from None
+        if not isinstance(data, dict) or {k: data.get(k) for k in identity} != identity:
+            raise ConfigurationError(
+                f"checkpoint {path} is for another table or segment count; use a new file"
+            )
+        return cls(file, data)
+
+    def position(self, number: int) -> Tuple[Optional[Dict[str, Any]], bool]:
+        entry = self._data["segments"].get(str(number))
+        if entry is None:
+            return None, False
+        return _decode_key(entry["last_key"]), bool(entry["done"])
+
+    def record(self, number: int, last_key: Optional[Dict[str, Any]]) -> None:
+        if self._path is None:
+            return
+        with self._lock:
+            self._data["segments"][str(number)] = {"last_key": _encode_key(last_key), "done": last_key is None}
+            handle, temporary = tempfile.mkstemp(dir=self._path.parent, prefix=".checkpoint-")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(self._data, out)
+            os.replace(temporary, self._path)
+
+
+def _encode_key(key: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    if key is None:
+        return None
+    return {
+        name: {kind: base64.b64encode(value).decode() if kind == BINARY else value for kind, value in av.items()}
+        for name, av in key.items()
+    }
+
+
+def _decode_key(key: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    if key is None:
+        return None
+    return {
+        name: {kind: base64.b64decode(value) if kind == BINARY else value for kind, value in av.items()}
+        for name, av in key.items()
+    }
+
+
+class _RateLimiter:
+    """At most ``rate`` calls to ``wait()`` per second, across threads."""
+
+    def __init__(self, rate: Optional[float]) -> None:
+        if rate is not None and rate <= 0:
+            raise ConfigurationError("--max-write-rate must be positive")
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            time.sleep(delay)

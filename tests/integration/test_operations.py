@@ -1,0 +1,281 @@
+"""Operations on live tables: plaintext policy, encrypt-existing, rotate, verify, status, hmac."""
+
+from __future__ import annotations
+
+import json
+import random
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterator, Tuple
+
+import boto3
+import pytest
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.models import Model
+
+from pynamodb_stash import ConfigurationError, DecryptionError, EncryptedAttribute, EncryptedModel, Keyring
+from pynamodb_stash._cli import main
+from pynamodb_stash.operations import encrypt_existing, rotate, status, verify
+
+ITEMS = 40
+
+
+def models(url: str, table: str, keyring: Keyring, policy: str = "read_plaintext") -> Tuple[Any, Any]:
+    class Legacy(Model):
+        class Meta:
+            table_name = table
+            host = url
+            region = "us-east-1"
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = UnicodeAttribute()
+        name = UnicodeAttribute()
+        plan = UnicodeAttribute()
+
+    class Member(EncryptedModel):
+        class Meta:
+            table_name = table
+            host = url
+            region = "us-east-1"
+            plaintext_policy = policy
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = EncryptedAttribute(str, equality=True)
+        name = EncryptedAttribute(str)
+        plan = UnicodeAttribute()
+
+    Member.Meta.keyring = keyring  # type: ignore[attr-defined]
+    return Legacy, Member
+
+
+@pytest.fixture
+def legacy_table(ddb_url: str, table_name: str) -> Iterator[Tuple[Any, Any, Keyring]]:
+    keyring = Keyring.generate()
+    Legacy, Member = models(ddb_url, table_name, keyring)
+    Legacy.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+    with Legacy.batch_write() as batch:
+        for i in range(ITEMS):
+            batch.save(Legacy(pk=f"m{i:03d}", email=f"person{i}@example.com", name=f"Person {i}", plan="free"))
+    yield Legacy, Member, keyring
+    Legacy.delete_table()
+
+
+def raw_items(model: Any) -> Dict[str, Dict[str, Any]]:
+    client = boto3.client("dynamodb", endpoint_url=model.Meta.host, region_name="us-east-1")
+    items = client.scan(TableName=model.Meta.table_name, ConsistentRead=True)["Items"]
+    return {item["pk"]["S"]: item for item in items}
+
+
+def assert_all_encrypted(model: Any) -> None:
+    for item in raw_items(model).values():
+        assert "email" not in item and "name" not in item
+        assert "email__source" in item and "email__hmac" in item and "name__source" in item
+        assert b"Person" not in item["name__source"]["B"]
+
+
+def test_the_plaintext_policy(ddb_url: str, legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, keyring = legacy_table
+    assert Member.get("m001").name == "Person 1"  # read_plaintext
+    _, Strict = models(ddb_url, Member.Meta.table_name, keyring, policy="forbid")
+    with pytest.raises(DecryptionError) as raised:
+        Strict.get("m001")
+    assert raised.value.code == "plaintext_found" and "Person" not in str(raised.value)
+    _, Wrong = models(ddb_url, Member.Meta.table_name, keyring, policy="maybe")
+    with pytest.raises(ConfigurationError):
+        Wrong.get("m001")
+
+
+def test_encrypt_existing_is_complete_and_idempotent(legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, _ = legacy_table
+    dry = encrypt_existing(Member, dry_run=True)
+    assert (dry.scanned, dry.rewritten) == (ITEMS, ITEMS) and "email" in raw_items(Member)["m000"]
+
+    report = encrypt_existing(Member, segments=3)
+    assert (report.scanned, report.rewritten, report.ok) == (ITEMS, ITEMS, True)
+    assert_all_encrypted(Member)
+    assert Member.get("m007").email == "person7@example.com"
+    assert [m.pk for m in Member.scan(Member.email == "person7@example.com")] == ["m007"]
+    assert raw_items(Member)["m007"]["plan"] == {"S": "free"}  # plain attributes untouched
+
+    again = encrypt_existing(Member)
+    assert (again.scanned, again.rewritten, again.unchanged) == (ITEMS, 0, ITEMS)
+
+
+def test_no_concurrent_write_is_lost(legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, _ = legacy_table
+    last: Dict[str, str] = {}
+    stop = threading.Event()
+
+    def application() -> None:
+        generator = random.Random(7)
+        n = 0
+        while not stop.is_set() or n < 60:
+            pk = f"m{generator.randrange(ITEMS):03d}"
+            n += 1
+            value = f"written {n}"
+            if n % 2:
+                Member(pk=pk, email=f"{pk}@example.com", name=value, plan="pro").save()
+            else:
+                Member.get(pk, consistent_read=True).update(actions=[Member.name.set(value)])
+            last[pk] = value
+
+    writer = threading.Thread(target=application)
+    writer.start()
+    try:
+        report = encrypt_existing(Member, segments=4, page_size=3)
+    finally:
+        stop.set()
+        writer.join()
+    assert report.ok
+    encrypt_existing(Member)  # finishes items the application touched after the scan passed them
+    assert_all_encrypted(Member)
+    for pk, value in last.items():
+        assert Member.get(pk, consistent_read=True).name == value
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(
+    legacy_table: Tuple[Any, Any, Keyring], tmp_path: Path
+) -> None:
+    _, Member, _ = legacy_table
+    checkpoint = tmp_path / "run.json"
+
+    def stop_after_two_pages(report: Any) -> None:
+        if report.scanned >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        encrypt_existing(Member, checkpoint=str(checkpoint), page_size=5, progress=stop_after_two_pages)
+    saved = json.loads(checkpoint.read_text())
+    assert saved["table"] == Member.Meta.table_name and saved["segments"]["0"]["done"] is False
+
+    rest = encrypt_existing(Member, checkpoint=str(checkpoint), page_size=5)
+    # The page being processed when it stopped is read again (its items, already done, are unchanged).
+    assert (rest.scanned, rest.rewritten, rest.unchanged) == (ITEMS - 5, ITEMS - 10, 5)
+    assert_all_encrypted(Member)
+    finished = encrypt_existing(Member, checkpoint=str(checkpoint))
+    assert finished.scanned == 0  # the checkpoint says every segment is done
+
+
+def test_a_checkpoint_of_another_table_is_refused(
+    ddb_url: str, legacy_table: Tuple[Any, Any, Keyring], tmp_path: Path
+) -> None:
+    _, Member, keyring = legacy_table
+    checkpoint = tmp_path / "other.json"
+    checkpoint.write_text(json.dumps({"table": "another", "total_segments": 1, "segments": {}}))
+    with pytest.raises(ConfigurationError):
+        encrypt_existing(Member, checkpoint=str(checkpoint))
+    checkpoint.write_text("not json")
+    with pytest.raises(ConfigurationError):
+        encrypt_existing(Member, checkpoint=str(checkpoint))
+
+
+def test_workers_split_the_table_by_segment(legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, _ = legacy_table
+    reports = [encrypt_existing(Member, segment=i, total_segments=3) for i in range(3)]
+    assert sum(r.scanned for r in reports) == ITEMS and sum(r.rewritten for r in reports) == ITEMS
+    assert_all_encrypted(Member)
+    with pytest.raises(ConfigurationError):
+        encrypt_existing(Member, segment=3, total_segments=3)
+
+
+def test_rotate_moves_every_value_to_the_primary_key(ddb_url: str, legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, keyring = legacy_table
+    encrypt_existing(Member)
+    before = raw_items(Member)
+    rotated = Keyring.local(
+        bytes(range(32)), key_id="k2", index_key=keyring._index_key.export_secret_bytes(),
+        index_key_id=keyring.index_key_id, decrypt_only={"k1": keyring._primary.export_secret_bytes()},
+    )
+    Member.Meta.keyring = rotated
+    assert verify(Member).key_ids == {"k1": ITEMS * 2}
+    report = rotate(Member, segments=2)
+    assert (report.rewritten, report.ok) == (ITEMS, True)
+    assert verify(Member).key_ids == {"k2": ITEMS * 2}
+    after = raw_items(Member)
+    assert all(after[pk]["email__hmac"] == before[pk]["email__hmac"] for pk in before)  # HMACs unchanged
+    assert rotate(Member).rewritten == 0
+
+
+def test_verify_reports_failures_by_reason(legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, _ = legacy_table
+    encrypt_existing(Member)
+    client = boto3.client("dynamodb", endpoint_url=Member.Meta.host, region_name="us-east-1")
+    item = raw_items(Member)["m003"]
+    item["name__source"] = raw_items(Member)["m004"]["name__source"]
+    client.put_item(TableName=Member.Meta.table_name, Item=item)
+    report = verify(Member, segments=2)
+    assert report.scanned == ITEMS and dict(report.failures) == {"decryption_failed": 1} and not report.ok
+
+
+def test_status_lists_the_schema_without_values(legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, _ = legacy_table
+    rows = {row["attribute"]: row for row in status(Member)}
+    assert rows["email"]["stored as"] == "email__source, email__hmac" and rows["email"]["equality"] == "yes"
+    assert rows["name"]["encrypted"] == "yes" and rows["plan"]["encrypted"] == "no"
+    assert rows["pk"]["keys"] == "table hash key"
+
+
+@pytest.fixture
+def model_module(ddb_url: str, table_name: str, legacy_table: Any, tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    _, Member, keyring = legacy_table
+    monkeypatch.setenv("PYNAMODB_STASH_KEYRING", keyring.export_secret_string())
+    (tmp_path / "ops_app_models.py").write_text(textwrap.dedent(f"""
+        from pynamodb.attributes import UnicodeAttribute
+        from pynamodb.models import Model
+        from pynamodb_stash import EncryptedAttribute, EncryptedModel
+
+        class Member(EncryptedModel):
+            class Meta:
+                table_name = {table_name!r}
+                host = "http://127.0.0.1:1"
+                region = "us-east-1"
+                plaintext_policy = "read_plaintext"
+
+            pk = UnicodeAttribute(hash_key=True)
+            email = EncryptedAttribute(str, equality=True)
+            name = EncryptedAttribute(str)
+            plan = UnicodeAttribute()
+
+        class Missing(Member):
+            class Meta(Member.Meta):
+                table_name = "no-such-table"
+
+        class Plain(Model):
+            class Meta:
+                table_name = {table_name!r}
+            pk = UnicodeAttribute(hash_key=True)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "ops_app_models"
+
+
+def test_the_commands(model_module: str, ddb_url: str, legacy_table: Any,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    _, Member, _ = legacy_table
+    target = [f"{model_module}:Member", "--endpoint", ddb_url]
+    assert main(["status", *target]) == 0
+    assert "email__source, email__hmac" in capsys.readouterr().out
+    assert main(["encrypt-existing", *target, "--segments", "2", "--max-write-rate", "1000"]) == 0
+    assert f"rewritten {ITEMS}" in capsys.readouterr().out
+    assert main(["verify", *target]) == 0
+    out = capsys.readouterr().out
+    assert "failed: none" in out and "Person" not in out
+    assert main(["hmac", *target, "email", "person1@example.com"]) == 0
+    assert capsys.readouterr().out.strip() == Member.email.hmac("person1@example.com")
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module_xyz:Member", "cannot import no_such_module_xyz"),
+        ("{module}:Plain", "is not an EncryptedModel"),
+        ("{module}:Missing", "does not exist"),
+        ("{module}", "is not MODULE:Model"),
+    ],
+)
+def test_bad_command_input_is_one_line(model_module: str, ddb_url: str, target: str, message: str) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["verify", target.format(module=model_module), "--endpoint", ddb_url])
+    assert message in str(raised.value) and "\n" not in str(raised.value)
