@@ -126,7 +126,9 @@ def _operation(args: argparse.Namespace) -> int:
         for values in [dict(zip(columns, columns)), *rows]:
             print("  ".join(str(values[column]).ljust(width) for column, width in zip(columns, widths)).rstrip())
         print(f"keyring: primary key {model._stash_runtime().keyring.primary_key_id}")
-        return 0
+        if not args.scan:
+            return 0
+        args.command = "verify"  # the counts come from reading every item
     if args.command == "hmac":
         attribute = model.get_attributes().get(args.attribute)
         if attribute is None or not getattr(attribute, "equality", False):
@@ -134,11 +136,11 @@ def _operation(args: argparse.Namespace) -> int:
         print(attribute.hmac(args.value))
         return 0
     run = {"verify": operations.verify, "encrypt-existing": operations.encrypt_existing, "rotate": operations.rotate}
-    options: Dict[str, Any] = {"segments": args.segments, "progress": _progress()}
+    options: Dict[str, Any] = {"segments": getattr(args, "segments", 1), "progress": _progress()}
     if args.command != "verify":
         options.update(
             segment=args.segment, total_segments=args.total_segments, checkpoint=args.checkpoint,
-            max_write_rate=args.max_write_rate, dry_run=args.dry_run,
+            max_write_rate=args.max_write_rate, dry_run=args.dry_run, page_size=args.page_size,
         )
     report = run[args.command](model, **options)
     print(report.summary())
@@ -187,6 +189,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if name == "hmac":
             command.add_argument("attribute")
             command.add_argument("value")
+        if name == "status":
+            command.add_argument("--scan", action="store_true", help="also read every item: counts by key id")
         if name in ("verify", "encrypt-existing", "rotate"):
             command.add_argument("--segments", type=int, default=1, help="parallel scan segments in this process")
         if name in ("encrypt-existing", "rotate"):
@@ -195,6 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             command.add_argument("--checkpoint", help="a file to resume from and record progress in")
             command.add_argument("--max-write-rate", type=float, help="rewrites per second, at most")
             command.add_argument("--dry-run", action="store_true", help="count, write nothing")
+            command.add_argument("--page-size", type=int, help="items per scan request")
         command.add_argument("--endpoint", help="DynamoDB endpoint URL (default: the model's)")
         command.add_argument("--region", default=None)
         command.set_defaults(run=_operation)

@@ -279,3 +279,34 @@ def test_bad_command_input_is_one_line(model_module: str, ddb_url: str, target: 
     with pytest.raises(SystemExit) as raised:
         main(["verify", target.format(module=model_module), "--endpoint", ddb_url])
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_killed_with_sigkill_and_run_again_it_finishes(
+    model_module: str, ddb_url: str, legacy_table: Any, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, Member, keyring = legacy_table
+    checkpoint = tmp_path / "killed.json"
+    command = [
+        sys.executable, "-m", "pynamodb_stash._cli", "encrypt-existing", f"{model_module}:Member",
+        "--endpoint", ddb_url, "--checkpoint", str(checkpoint), "--page-size", "2", "--max-write-rate", "40",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert worker.returncode == -signal.SIGKILL and checkpoint.exists()
+    assert 0 < sum("email__source" in item for item in raw_items(Member).values()) < ITEMS
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert_all_encrypted(Member)
+    assert [Member.get(f"m{i:03d}").name for i in range(ITEMS)] == [f"Person {i}" for i in range(ITEMS)]
