@@ -127,6 +127,20 @@ class Keyring:
             raise ConfigurationError(f"environment variable {name} is not set")
         return cls.from_string(text, source=f"environment variable {name}")
 
+    def with_new_primary(self, key: bytes, *, key_id: str) -> Keyring:
+        """A keyring whose primary is ``key``, keeping every current key as decrypt-only and the index key.
+
+        The local-key rotation step: deploy it, re-encrypt (``pynamodb-stash rotate``), then drop the old
+        keys. :raises ConfigurationError: for a bad key or id, or an id already in the keyring.
+        """
+        try:
+            primary = Key(key_id, key)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid key: {exc}") from None
+        if key_id in self._keys:
+            raise ConfigurationError(f"key id {key_id!r} is already in the keyring")
+        return Keyring(primary, index_key=self._index_key, decrypt_only=tuple(self._keys.values()))
+
     def export_secret_string(self) -> str:
         """The whole keyring, secrets included, as one line for :meth:`from_string` or the environment."""
         data = {

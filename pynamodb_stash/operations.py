@@ -223,7 +223,11 @@ def _rewrite(
             return
         limiter.wait()
         try:
-            instance.update(actions, condition=condition, add_version_condition=False)
+            # Not instance.update(): its ALL_NEW response would be read back and decrypted for nothing.
+            hash_key, range_key = instance._get_hash_range_key_serialized_values()
+            model._get_connection().update_item(
+                hash_key, range_key=range_key, actions=instance._stash_expand(actions), condition=condition
+            )
             part.rewritten += 1
             return
         except UpdateError as error:

@@ -183,10 +183,7 @@ def test_rotate_moves_every_value_to_the_primary_key(ddb_url: str, legacy_table:
     _, Member, keyring = legacy_table
     encrypt_existing(Member)
     before = raw_items(Member)
-    rotated = Keyring.local(
-        bytes(range(32)), key_id="k2", index_key=keyring._index_key.export_secret_bytes(),
-        index_key_id=keyring.index_key_id, decrypt_only={"k1": keyring._primary.export_secret_bytes()},
-    )
+    rotated = keyring.with_new_primary(bytes(range(32)), key_id="k2")
     Member.Meta.keyring = rotated
     assert verify(Member).key_ids == {"k1": ITEMS * 2}
     report = rotate(Member, segments=2)

@@ -429,3 +429,14 @@ def test_generated_keyring_repr_has_no_secrets() -> None:
     for secret in (data["keys"]["k1"], data["index"]["key"]):
         assert secret not in repr(keyring)
         assert base64.urlsafe_b64decode(secret + "=").hex() not in repr(keyring)
+
+
+def test_with_new_primary_keeps_old_keys_for_reading_and_the_index_key() -> None:
+    old = Keyring.generate(key_id="k1")
+    new = old.with_new_primary(bytes(range(32)), key_id="k2")
+    assert new.primary_key_id == "k2" and new.key_ids == ("k2", "k1") and new.index_key_id == old.index_key_id
+    assert new.hasher("t", "a").digest(b"x") == old.hasher("t", "a").digest(b"x")
+    with pytest.raises(ConfigurationError):
+        old.with_new_primary(bytes(range(32)), key_id="k1")
+    with pytest.raises(ConfigurationError):
+        old.with_new_primary(b"short", key_id="k3")
