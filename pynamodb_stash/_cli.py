@@ -104,13 +104,19 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 
 def _progress(every: float = 2.0) -> Callable[[Any], None]:
-    last = [time.monotonic()]
+    """Progress on stderr: a line rewritten in place on a terminal, a line every ``every`` s elsewhere."""
+    started = time.monotonic()
+    last = [started]
+    terminal = sys.stderr.isatty()
 
     def show(report: Any) -> None:
         now = time.monotonic()
-        if now - last[0] >= every:
-            last[0] = now
-            print(f"... {report.summary()}", file=sys.stderr, flush=True)
+        if now - last[0] < (0.2 if terminal else every):
+            return
+        last[0] = now
+        rate = report.scanned / max(now - started, 1e-9)
+        line = f"{report.summary()} ({rate:.0f} items/s)"
+        print(f"\r{line}" if terminal else f"... {line}", end="" if terminal else "\n", file=sys.stderr, flush=True)
 
     return show
 
@@ -142,6 +148,8 @@ def _operation(args: argparse.Namespace) -> int:
             segment=args.segment, total_segments=args.total_segments, checkpoint=args.checkpoint,
             max_write_rate=args.max_write_rate, dry_run=args.dry_run, page_size=args.page_size,
         )
+    if args.command == "rotate":
+        options["rehash"] = args.rehash
     report = run[args.command](model, **options)
     print(report.summary())
     if report.key_ids:
@@ -200,6 +208,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             command.add_argument("--max-write-rate", type=float, help="rewrites per second, at most")
             command.add_argument("--dry-run", action="store_true", help="count, write nothing")
             command.add_argument("--page-size", type=int, help="items per scan request")
+        if name == "rotate":
+            command.add_argument("--rehash", action="store_true", help="also move HMACs to the new index key")
         command.add_argument("--endpoint", help="DynamoDB endpoint URL (default: the model's)")
         command.add_argument("--region", default=None)
         command.set_defaults(run=_operation)

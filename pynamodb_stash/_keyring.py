@@ -141,6 +141,19 @@ class Keyring:
             raise ConfigurationError(f"key id {key_id!r} is already in the keyring")
         return Keyring(primary, index_key=self._index_key, decrypt_only=tuple(self._keys.values()))
 
+    def with_new_index_key(self, key: bytes, *, key_id: str) -> Keyring:
+        """The same encryption keys with a new index (HMAC) key: every HMAC changes.
+
+        Deploy it with ``pynamodb-stash rotate --rehash``, which rewrites every item's HMACs.
+        :raises ConfigurationError: for a bad key or id.
+        """
+        try:
+            index = Key(key_id, key)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid key: {exc}") from None
+        others = tuple(k for kid, k in self._keys.items() if kid != self._primary.id)
+        return Keyring(self._primary, index_key=index, decrypt_only=others, retired_ids=tuple(self._retired))
+
     def export_secret_string(self) -> str:
         """The whole keyring, secrets included, as one line for :meth:`from_string` or the environment."""
         data = {

@@ -174,16 +174,25 @@ def rotate(
     dry_run: bool = False,
     progress: Optional[Callable[[Report], None]] = None,
     page_size: Optional[int] = None,
+    rehash: bool = False,
 ) -> Report:
     """Re-encrypt, under the keyring's primary key, every value written under another key.
 
     Same guarantees as :func:`encrypt_existing`: conditional on ``x__source`` being unchanged.
     HMACs do not change (they use the index key).
+
+    :param rehash: also rewrite every value whose stored HMAC is not the one the keyring's index key
+        gives: the index-key migration. Decrypting needs only the stored HMAC, so the old index key is
+        not needed. Queries by value miss the items not yet rehashed until it finishes; an item whose
+        table key is an HMAC cannot be rehashed in place (it counts as ``hmac_is_table_key``).
     """
     limiter = _RateLimiter(max_write_rate)
 
+    def plan(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel) -> Any:
+        return _rotation_actions(model, raw, instance, rehash=rehash)
+
     def reencrypt(raw: Dict[str, Any], part: Report) -> None:
-        _rewrite(model, raw, part, dry_run, limiter, _rotation_actions)
+        _rewrite(model, raw, part, dry_run, limiter, plan)
 
     return _run(
         model, reencrypt, Report(), segments=segments, segment=segment, total_segments=total_segments,
@@ -268,16 +277,26 @@ def _legacy_actions(
 
 
 def _rotation_actions(
-    model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel
+    model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel, *, rehash: bool = False
 ) -> Tuple[List[Action], Optional[Condition]]:
-    primary = model._stash_runtime().keyring.primary_key_id
+    runtime = model._stash_runtime()
+    primary = runtime.keyring.primary_key_id
     actions: List[Action] = []
     condition: Optional[Condition] = None
-    for field in model._stash_runtime().fields:
+    for field in runtime.fields:
         stored = raw.get(field.source)
-        if not stored or BINARY not in stored or _crypto.read_key_id(stored[BINARY]) == primary:
+        if not stored or BINARY not in stored:
             continue
-        actions.append(field.field.set(instance.attribute_values[field.name]))
+        value = instance.attribute_values[field.name]
+        stale_hmac = rehash and field.hmac is not None and raw.get(field.hmac, {}).get("S") != field.digest(value)
+        if _crypto.read_key_id(stored[BINARY]) == primary and not stale_hmac:
+            continue
+        if stale_hmac and field.is_key:
+            raise StashError(
+                f"{field.where} is part of the table key: rehashing it means moving the item",
+                code="hmac_is_table_key",
+            )
+        actions.append(field.field.set(value))  # re-encrypted under the primary key, with a fresh HMAC
         unchanged = Path([field.source]) == Value({BINARY: stored[BINARY]})
         condition = unchanged if condition is None else condition & unchanged
     return actions, condition

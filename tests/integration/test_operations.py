@@ -307,3 +307,15 @@ def test_killed_with_sigkill_and_run_again_it_finishes(
     assert again.returncode == 0, again.stderr
     assert_all_encrypted(Member)
     assert [Member.get(f"m{i:03d}").name for i in range(ITEMS)] == [f"Person {i}" for i in range(ITEMS)]
+
+
+def test_rehash_moves_every_hmac_to_a_new_index_key(legacy_table: Tuple[Any, Any, Keyring]) -> None:
+    _, Member, keyring = legacy_table
+    encrypt_existing(Member)
+    Member.Meta.keyring = keyring.with_new_index_key(bytes(range(32, 64)), key_id="idx2")
+    assert Member.get("m005").email == "person5@example.com"  # old HMACs still verify (they are stored)
+    assert list(Member.scan(Member.email == "person5@example.com")) == []  # but no longer match
+    report = rotate(Member, rehash=True, segments=2)
+    assert (report.rewritten, report.ok) == (ITEMS, True)
+    assert [m.pk for m in Member.scan(Member.email == "person5@example.com")] == ["m005"]
+    assert rotate(Member, rehash=True).rewritten == 0
