@@ -22,8 +22,8 @@ from dataclasses import field as dataclass_field
 from pathlib import Path as FilePath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from pynamodb.constants import BINARY, NULL
-from pynamodb.exceptions import UpdateError
+from pynamodb.constants import BINARY, KEY, NULL
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction
@@ -183,8 +183,8 @@ def rotate(
 
     :param rehash: also rewrite every value whose stored HMAC is not the one the keyring's index key
         gives: the index-key migration. Decrypting needs only the stored HMAC, so the old index key is
-        not needed. Queries by value miss the items not yet rehashed until it finishes; an item whose
-        table key is an HMAC cannot be rehashed in place (it counts as ``hmac_is_table_key``).
+        not needed. Queries by value miss the items not yet rehashed until it finishes. An item whose
+        table key is an HMAC moves to its new key: one transaction puts it there and deletes the old.
     """
     limiter = _RateLimiter(max_write_rate)
 
@@ -201,6 +201,10 @@ def rotate(
 
 
 # -- one item ---------------------------------------------------------------------------------------
+
+class _MoveItem(Exception):
+    """The item's key is an HMAC that changes: it must move to its new key."""
+
 
 Planner = Callable[[type[EncryptedModel], Dict[str, Any], EncryptedModel], Tuple[List[Action], Optional[Condition]]]
 
@@ -221,6 +225,26 @@ def _rewrite(
             finally:
                 reading_plaintext.reset(token)
             actions, condition = plan(model, raw, instance)
+        except _MoveItem:
+            if dry_run:
+                part.rewritten += 1
+                return
+            limiter.wait()
+            try:
+                _move(model, raw, instance)
+                part.rewritten += 1
+                return
+            except TransactWriteError as error:
+                if error.cause_response_code != "TransactionCanceledException":
+                    part.failures["move_failed"] += 1
+                    return
+                part.retried += 1
+                fresh = _read_again(model, raw)
+                if fresh is None:
+                    part.unchanged += 1
+                    return
+                raw = fresh
+                continue
         except StashError as error:
             part.failures[error.code] += 1
             return
@@ -292,14 +316,33 @@ def _rotation_actions(
         if _crypto.read_key_id(stored[BINARY]) == primary and not stale_hmac:
             continue
         if stale_hmac and field.is_key:
-            raise StashError(
-                f"{field.where} is part of the table key: rehashing it means moving the item",
-                code="hmac_is_table_key",
-            )
+            raise _MoveItem
         actions.append(field.field.set(value))  # re-encrypted under the primary key, with a fresh HMAC
         unchanged = Path([field.source]) == Value({BINARY: stored[BINARY]})
         condition = unchanged if condition is None else condition & unchanged
     return actions, condition
+
+
+def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel) -> None:
+    """Put the item under its new key (an HMAC under the new index key) and delete the old, in one
+    transaction: on condition that nothing is at the new key and the old item is unchanged."""
+    plan = model._stash_plan()
+    assert plan.hash_key is not None
+    connection = model._get_connection()
+    hash_name, hash_type = plan.hash_key
+    put = instance.get_save_kwargs_from_instance(condition=Path([hash_name]).does_not_exist())
+    unchanged: Optional[Condition] = None
+    for name, value in raw.items():
+        if name.endswith("__source"):
+            same = Path([name]) == Value(value)
+            unchanged = same if unchanged is None else unchanged & same
+    range_key = raw[plan.range_key[0]][plan.range_key[1]] if plan.range_key else None
+    delete = connection.get_operation_kwargs(
+        raw[hash_name][hash_type], range_key=range_key, key=KEY, condition=unchanged
+    )
+    connection.connection.transact_write_items(
+        condition_check_items=[], delete_items=[delete], put_items=[put], update_items=[]
+    )
 
 
 def _key_ids(model: type[EncryptedModel], raw: Dict[str, Any]) -> List[str]:

@@ -319,3 +319,40 @@ def test_rehash_moves_every_hmac_to_a_new_index_key(legacy_table: Tuple[Any, Any
     assert (report.rewritten, report.ok) == (ITEMS, True)
     assert [m.pk for m in Member.scan(Member.email == "person5@example.com")] == ["m005"]
     assert rotate(Member, rehash=True).rewritten == 0
+
+
+def test_rehash_moves_items_whose_key_is_an_hmac(ddb_url: str, table_name: str) -> None:
+    keyring = Keyring.generate()
+
+    class Account(EncryptedModel):
+        class Meta:
+            host = ddb_url
+            region = "us-east-1"
+            billing_mode = "PAY_PER_REQUEST"
+
+        email = EncryptedAttribute(str, equality=True, hash_key=True)
+        note = EncryptedAttribute(str)
+        plan = UnicodeAttribute()
+
+    Account.Meta.table_name = table_name
+    Account.Meta.keyring = keyring  # type: ignore[attr-defined]
+    Account.create_table(wait=True)
+    try:
+        for i in range(12):
+            Account(f"user{i}@example.com", note=f"note {i}", plan="free").save()
+        old_keys = set(raw_items_by(Account, "email__hmac"))
+        Account.Meta.keyring = keyring.with_new_index_key(bytes(range(32, 64)), key_id="idx2")  # type: ignore[attr-defined]
+        report = rotate(Account, rehash=True, segments=2)
+        assert (report.rewritten, report.ok) == (12, True)
+        new_keys = set(raw_items_by(Account, "email__hmac"))
+        assert len(new_keys) == 12 and not new_keys & old_keys  # every item moved, none left behind
+        assert Account.get("user3@example.com").note == "note 3"
+        assert rotate(Account, rehash=True).rewritten == 0
+    finally:
+        Account.delete_table()
+
+
+def raw_items_by(model: Any, key: str) -> Dict[str, Dict[str, Any]]:
+    client = boto3.client("dynamodb", endpoint_url=model.Meta.host, region_name="us-east-1")
+    items = client.scan(TableName=model.Meta.table_name, ConsistentRead=True)["Items"]
+    return {item[key]["S"]: item for item in items}
