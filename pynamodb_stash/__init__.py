@@ -5,7 +5,7 @@ encrypted before they leave the process, stored as ``x__source`` (ciphertext) an
 ``equality=True``, ``x__hmac`` (a keyed HMAC that keys, indexes and conditions can use with plaintext).
 """
 
-from ._attributes import EncryptedAttribute, EncryptedMapAttribute, HmacAttribute, HmacDigest
+from ._attributes import EncryptedAttribute, EncryptedMapAttribute, Equality, HmacAttribute, HmacDigest
 from ._crypto import Key
 from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
 from ._keyring import Keyring, KeyringSource, TenantKeyrings, configure, lock_context, tenant
@@ -29,6 +29,7 @@ __all__ = [
     "EncryptedMapAttribute",
     "EncryptedModel",
     "EncryptionError",
+    "Equality",
     "HmacAttribute",
     "HmacDigest",
     "ItemResult",

@@ -11,7 +11,9 @@ themselves: they cannot see the item a ciphertext belongs to, so the model does 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
+import unicodedata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Tuple, TypeVar, Union, cast, overload
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
 from pynamodb.constants import BINARY, STRING
@@ -40,6 +42,41 @@ class HmacDigest(str):
     """
 
     __slots__ = ()
+
+
+_NORMALIZERS: dict[str, Callable[[str], str]] = {
+    "lower": str.lower,
+    "nfc": lambda text: unicodedata.normalize("NFC", text),
+    "trim": str.strip,
+}
+
+
+@dataclass(frozen=True)
+class Equality:
+    """How an equality index hashes values, for ``EncryptedAttribute(str, equality=Equality(...))``.
+
+    :param normalize: applied to a ``str`` value before it is hashed, in order: ``"lower"``,
+        ``"nfc"`` (Unicode NFC), ``"trim"``, or any function of ``str`` to ``str``. Lookups then match
+        every value with the same normalized form (``"Alice@Example.com "`` finds ``"alice@example.com"``),
+        while ``x__source`` keeps the exact value. Widening matches is what it leaks: see the docs.
+    :param prefix: written before the stored HMAC (``"EMAIL#"``), for single-table designs that share one
+        key attribute among entity types.
+    """
+
+    normalize: Union[str, Callable[[str], str], Tuple[Union[str, Callable[[str], str]], ...]] = ()
+    prefix: str = ""
+
+    def normalizers(self) -> Tuple[Callable[[str], str], ...]:
+        steps = self.normalize if isinstance(self.normalize, tuple) else (self.normalize,)
+        resolved = []
+        for step in steps:
+            if callable(step):
+                resolved.append(step)
+            elif step in _NORMALIZERS:
+                resolved.append(_NORMALIZERS[step])
+            else:
+                raise ConfigurationError(f"Equality: unknown normalization {step!r} (lower, nfc, trim or a function)")
+        return tuple(resolved)
 
 
 class _EqualityOnly:
@@ -140,7 +177,7 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         self,
         type_: type[_T] | Attribute[_T] = str,  # type: ignore[assignment]
         *,
-        equality: bool = False,
+        equality: bool | Equality = False,
         hash_key: bool = False,
         range_key: bool = False,
         null: bool | None = None,
@@ -156,7 +193,11 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         if hmac_scope is not None and not equality:
             raise ConfigurationError("EncryptedAttribute: hmac_scope needs equality=True")
         self.type_ = type_
-        self.equality = equality
+        self.equality = bool(equality)
+        self.equality_options = equality if isinstance(equality, Equality) else Equality()
+        self._normalizers = self.equality_options.normalizers()
+        if self._normalizers and type_ is not str:
+            raise ConfigurationError("EncryptedAttribute: Equality(normalize=...) applies to str values only")
         self.identity_bound = identity_bound
         self.hmac_scope = hmac_scope
         self.declared_name = attr_name
@@ -180,6 +221,25 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
 
     def __get__(self, instance: Any, owner: Any) -> Any:
         return super().__get__(instance, owner)
+
+    def hmac_input(self, value: Any, encoded: bytes | None = None) -> bytes:
+        """The bytes hashed for ``value``: normalized as the equality index says, then canonical.
+
+        :raises TypeError, ValueError: if ``value`` is not of the declared type (the message omits it).
+        """
+        if not self._normalizers:
+            return self.codec.hmac_input(value, encoded)
+        if not isinstance(value, str):
+            raise TypeError(f"expected str, got {type(value).__name__}")
+        for normalize in self._normalizers:
+            value = normalize(value)
+            if not isinstance(value, str):
+                raise ValueError("a normalization function did not return a str")
+        return self.codec.hmac_input(cast(_T, value))
+
+    def hmac_text(self, digest: str) -> str:
+        """The stored form of an HMAC: its ``Equality.prefix`` then the digest."""
+        return self.equality_options.prefix + digest
 
     def _describe(self) -> str:
         root = self.model or self.stash_root
@@ -383,10 +443,10 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             raise ConfigurationError(f"{self._describe()} is not bound to an encrypted attribute of a model")
         model = field.model
         try:
-            hashed = field.codec.hmac_input(value)
+            hashed = field.hmac_input(value)
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{model.__name__}.{field.python_name}: {exc}") from None
-        return model._stash_hasher(field).digest(hashed)
+        return field.hmac_text(model._stash_hasher(field).digest(hashed))
 
     def deserialize(self, value: Any) -> HmacDigest:
         return HmacDigest(value)

@@ -317,7 +317,7 @@ class _FieldRuntime:
         """The HMAC of ``value``. :raises EncryptionError: if ``value`` is not of the declared type."""
         assert self._hasher is not None, "only equality fields have an HMAC"
         try:
-            return self._hasher.digest(self.codec.hmac_input(value))
+            return self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value)))
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{self.where}: {exc}") from None
 
@@ -330,7 +330,7 @@ class _FieldRuntime:
             plaintext = self.codec.encode(value)
             if self._hasher is None:
                 return plaintext, None
-            return plaintext, self._hasher.digest(self.codec.hmac_input(value, plaintext))
+            return plaintext, self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value, plaintext)))
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{self.where}: {exc}") from None
 

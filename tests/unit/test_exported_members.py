@@ -17,6 +17,7 @@ EXPECTED = [
     "EncryptedMapAttribute",
     "EncryptedModel",
     "EncryptionError",
+    "Equality",
     "HmacAttribute",
     "HmacDigest",
     "ItemResult",
