@@ -5,7 +5,14 @@ encrypted before they leave the process, stored as ``x__source`` (ciphertext) an
 ``equality=True``, ``x__hmac`` (a keyed HMAC that keys, indexes and conditions can use with plaintext).
 """
 
-from ._attributes import EncryptedAttribute, EncryptedMapAttribute, Equality, HmacAttribute, HmacDigest
+from ._attributes import (
+    CompoundHmacAttribute,
+    EncryptedAttribute,
+    EncryptedMapAttribute,
+    Equality,
+    HmacAttribute,
+    HmacDigest,
+)
 from ._crypto import Key
 from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
 from ._keyring import Keyring, KeyringSource, TenantKeyrings, configure, lock_context, tenant
@@ -23,6 +30,7 @@ from .exceptions import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompoundHmacAttribute",
     "ConfigurationError",
     "DecryptionError",
     "EncryptedAttribute",

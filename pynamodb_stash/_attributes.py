@@ -11,6 +11,7 @@ themselves: they cannot see the item a ciphertext belongs to, so the model does 
 from __future__ import annotations
 
 import copy
+import json
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Tuple, TypeVar, Union, cast, overload
@@ -390,6 +391,8 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         """On a model's own copy of an index attribute: the attribute declared on the index class."""
         self._shared_scope: tuple[object, ...] | None = None
         self._ambiguous = False
+        self.compound: CompoundHmacAttribute | None = None
+        """On an index attribute: the model's compound HMAC it holds, when ``of`` names one."""
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.python_name = name
@@ -428,11 +431,15 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             self._ambiguous = True
 
     def _describe(self) -> str:
+        if self.compound is not None:
+            return self.compound._describe()
         return self.field._describe() + HMAC_SUFFIX if self.field is not None else f"HmacAttribute({self.of!r})"
 
     def serialize(self, value: Any) -> str:
         if isinstance(value, HmacDigest):
             return str(value)
+        if self.compound is not None:
+            return self.compound.serialize(value)
         if self._ambiguous:
             raise ConfigurationError(
                 f"{self._describe()}: this index class is shared by models with different HMAC keys; "
@@ -558,6 +565,105 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
 
     def remove(self) -> Action:  # type: ignore[override]
         return PendingEncryptedAction(self, None)
+
+
+class CompoundHmacAttribute(HmacAttribute):
+    """One stored HMAC over several attributes of the model, usable as a key or in conditions.
+
+    ::
+
+        class User(EncryptedModel):
+            email = EncryptedAttribute(str, equality=True)
+            kind = UnicodeAttribute()
+            email_kind = CompoundHmacAttribute("email", "kind")   # stored as email_kind__hmac
+
+        User.scan(User.email_kind == ("alice@example.com", "admin"))
+
+    Its value is computed from the parts whenever the item is written (and verified when it is read);
+    an item missing a part stores none (a sparse index). Queries take a tuple of the parts' plaintexts.
+    Parts may be encrypted or plain top-level attributes; encrypted parts are normalized as their own
+    ``Equality`` says. It reveals which items share the whole combination.
+
+    :raises ConfigurationError: when the model is created, for a part that is not a top-level attribute.
+    """
+
+    def __init__(
+        self, *parts: str, hash_key: bool = False, range_key: bool = False, attr_name: str | None = None,
+        prefix: str = "",
+    ) -> None:
+        super().__init__(hash_key=hash_key, range_key=range_key, attr_name=attr_name)
+        if len(parts) < 2 or not all(isinstance(part, str) and part for part in parts):
+            raise ConfigurationError("CompoundHmacAttribute takes the names of two or more attributes")
+        self.parts = parts
+        self.prefix = prefix
+        self.model: type[EncryptedModel] | None = None
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.python_name = name
+        self.of = name
+        if not self.declared_name:
+            self.attr_name = name + HMAC_SUFFIX
+
+    def _describe(self) -> str:
+        return f"{self.model.__name__ if self.model else '<unbound>'}.{self.python_name}"
+
+    def serialize(self, value: Any) -> str:
+        if isinstance(value, HmacDigest):
+            return str(value)
+        model = self.model
+        if model is None:
+            raise ConfigurationError(f"{self._describe()} is not bound to a model")
+        if not isinstance(value, (tuple, list)) or len(value) != len(self.parts):
+            raise EncryptionError(f"{self._describe()}: expected a tuple of {len(self.parts)} values {self.parts}")
+        encoded = b"C"
+        attributes = model.get_attributes()
+        try:
+            for name, part in zip(self.parts, value):
+                attribute = attributes[name]
+                if isinstance(attribute, EncryptedAttribute):
+                    data = attribute.hmac_input(part)
+                else:
+                    serialized = attribute.serialize(part)
+                    if attribute.attr_type in ("SS", "NS", "BS"):
+                        serialized = sorted(serialized)  # sets have no order
+                    data = attribute.attr_type.encode() + _canonical_json(serialized)
+                encoded += len(data).to_bytes(4, "big") + data
+        except EncryptionError:
+            raise
+        except Exception as exc:  # a plain attribute's own error may quote the value
+            raise EncryptionError(
+                f"{self._describe()}: a part does not fit its attribute ({type(exc).__name__})"
+            ) from None
+        hasher = model._stash_keyring().hasher("compound", model._stash_table(), self.attr_name)
+        return self.prefix + hasher.digest(encoded)
+
+    @overload
+    def __get__(self: _A, instance: None, owner: Any) -> _A: ...
+
+    @overload
+    def __get__(self: _A, instance: Any, owner: Any) -> str: ...
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        if instance is not None and self.model is not None and not self._is_map_attribute_class_object(instance):
+            values = tuple(getattr(instance, part) for part in self.parts)
+            if all(value is not None for value in values):
+                return HmacDigest(self.serialize(values))
+        return Attribute.__get__(self, instance, owner)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        Attribute.__set__(self, instance, value)
+
+
+def _canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_bytes_as_text).encode()
+
+
+def _bytes_as_text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, (set, frozenset)):
+        return repr(sorted(value))
+    raise TypeError(type(value).__name__)
 
 
 def contains_encrypted(attribute: Any, depth: int = 0) -> bool:

@@ -66,6 +66,7 @@ from . import _crypto
 from ._attributes import (
     HMAC_SUFFIX,
     SOURCE_SUFFIX,
+    CompoundHmacAttribute,
     EncryptedAttribute,
     EncryptedMapAttribute,
     HmacAttribute,
@@ -173,7 +174,7 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
         if isinstance(attribute, EncryptedAttribute):
             attribute.model = cls
             fields[name] = attribute
-        elif _nested_kind(attribute) is None and not (isinstance(attribute, HmacAttribute) and attribute.is_companion):
+        elif _nested_kind(attribute) is None and not isinstance(attribute, HmacAttribute):
             _check_plain_attribute(cls.__name__, name, attribute)
     for attribute in cls.get_attributes().values():
         if isinstance(attribute, HmacAttribute) and attribute.is_companion:
@@ -181,6 +182,18 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
             attribute.field = field
             field.hmac_attribute = attribute
     cls._stash_fields = fields
+    compounds: Dict[str, CompoundHmacAttribute] = {}
+    for name, attribute in cls.get_attributes().items():
+        if isinstance(attribute, CompoundHmacAttribute):
+            for part in attribute.parts:
+                target = cls.get_attributes().get(part)
+                if target is None or isinstance(target, (HmacAttribute, MapAttribute, ListAttribute)):
+                    raise ConfigurationError(
+                        f"{cls.__name__}.{name}: part {part!r} is not a top-level scalar attribute of the model"
+                    )
+            attribute.model = cls
+            compounds[name] = attribute
+    cls._stash_compounds = compounds
 
     stored_names = {f.attr_name for f in fields.values()}
     stored_names.update(f.hmac_attribute.attr_name for f in fields.values() if f.hmac_attribute is not None)
@@ -212,6 +225,13 @@ def _own_index(
             # A plain index attribute on x__hmac would send key values unhashed.
             raise ConfigurationError(f"{where}: declare an index key on an encrypted attribute as HmacAttribute")
         if not isinstance(attribute, HmacAttribute):
+            continue
+        compound = cls._stash_compounds.get(attribute.of or "")
+        if compound is not None:
+            own = attribute.copy_for_model()
+            own.compound = compound
+            own.attr_name = compound.attr_name
+            copies[attr_name] = own
             continue
         target = fields.get(attribute.of or "")
         if target is None or target.hmac_attribute is None:
@@ -670,6 +690,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     """
 
     _stash_fields: ClassVar[Dict[str, EncryptedAttribute[Any]]] = {}
+    _stash_compounds: ClassVar[Dict[str, CompoundHmacAttribute]] = {}
     _stash_plan_cache: ClassVar[Optional[_Plan]] = None
     _stash_runtime_cache: ClassVar[Optional[_Runtime]] = None
     _stash_runtimes: ClassVar[Dict[int, _Runtime]] = {}
@@ -895,6 +916,13 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if item_key is None:
                 item_key = plan.item_key(attribute_values)
             values[field.name] = field.open(stored_value, item_key, digest)
+        for name in self._stash_compounds:
+            stored_compound = values.get(name)
+            if stored_compound is not None and not _crypto.digests_equal(getattr(self, name), stored_compound):
+                raise DecryptionError(
+                    f"{type(self).__name__}.{name}: the stored compound HMAC does not match the item",
+                    code="hmac_mismatch",
+                )
 
     def _stash_legacy_plaintext(self, field: _FieldRuntime, stored: Dict[str, Any]) -> Any:
         """A value written before the attribute was encrypted, under its plain name: per ``Meta.plaintext_policy``.
@@ -1013,7 +1041,48 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             expanded.append(SetAction(Path(path), Value({BINARY: field.seal(plaintext, item_key, digest)})))
             if digest is not None and field.hmac is not None:
                 expanded.append(SetAction(Path([*path[:-1], field.hmac]), Value({STRING: digest})))
+        if self._stash_compounds:
+            expanded += self._stash_compound_actions(actions)
         return expanded
+
+    def _stash_compound_actions(self, actions: List[Action]) -> List[Action]:
+        """Keep compound HMACs in step with an update of their parts (from this instance's values)."""
+        updated: Dict[str, Any] = {}
+        unknown: set[str] = set()
+        attributes = self.get_attributes()
+        for action in actions:
+            if isinstance(action, PendingEncryptedAction):
+                if isinstance(action.attribute, EncryptedAttribute) and len(action.attribute.attr_path) == 1:
+                    updated[action.attribute.python_name] = action.value
+                continue
+            target = action.values[0] if getattr(action, "values", None) else None
+            if not isinstance(target, Path) or len(target.path) != 1:
+                continue
+            name = self._dynamo_to_python_attr(target.path[0])
+            operand = action.values[1] if len(action.values) > 1 else None
+            if isinstance(action, RemoveAction):
+                updated[name] = None
+            elif isinstance(action, SetAction) and isinstance(operand, Value) and name in attributes:
+                attribute = attributes[name]
+                updated[name] = attribute.deserialize(attribute.get_value(operand.value))
+            else:
+                unknown.add(name)
+        compound_actions: List[Action] = []
+        for compound in self._stash_compounds.values():
+            touched = set(compound.parts)
+            if touched & unknown:
+                raise UnsupportedQueryError(
+                    f"{compound._describe()}: update its parts with set() or remove(), so that it can follow"
+                )
+            if not touched & set(updated):
+                continue
+            parts = tuple(updated[p] if p in updated else getattr(self, p) for p in compound.parts)
+            if any(part is None for part in parts):
+                compound_actions.append(RemoveAction(Path([compound.attr_name])))
+            else:
+                digest = Value({STRING: compound.serialize(parts)})
+                compound_actions.append(SetAction(Path([compound.attr_name]), digest))
+        return compound_actions
 
     def _stash_plain_target(self, target: Path, action: Action) -> bool:
         """Whether a plain update action on ``target`` leaves every encrypted value as it is.

@@ -11,6 +11,7 @@ from pynamodb_stash import exceptions
 
 # DESIGN.md "Public API (contract)" plus the documented helpers HmacDigest and Key.
 EXPECTED = [
+    "CompoundHmacAttribute",
     "ConfigurationError",
     "DecryptionError",
     "EncryptedAttribute",
