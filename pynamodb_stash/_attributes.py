@@ -13,13 +13,14 @@ from __future__ import annotations
 import copy
 import json
 import unicodedata
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Tuple, TypeVar, Union, cast, overload
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
 from pynamodb.constants import BINARY, STRING
 from pynamodb.expressions.condition import Comparison, In
-from pynamodb.expressions.operand import Path, _Size
+from pynamodb.expressions.operand import Path, Value, _Size
 from pynamodb.expressions.update import Action
 
 from ._codecs import Codec, codec_for
@@ -62,10 +63,19 @@ class Equality:
         while ``x__source`` keeps the exact value. Widening matches is what it leaks: see the docs.
     :param prefix: written before the stored HMAC (``"EMAIL#"``), for single-table designs that share one
         key attribute among entity types.
+    :param hmac_bits: store only this many bits of the HMAC (a multiple of 8, at most 128). Different
+        values then collide on purpose, which blunts frequency analysis of low-cardinality attributes;
+        reads (query, scan, count, index queries) remove the false positives after decrypting, so they
+        return exact matches. Such an HMAC cannot be a table key, nor guard a write.
     """
 
     normalize: Union[str, Callable[[str], str], Tuple[Union[str, Callable[[str], str]], ...]] = ()
     prefix: str = ""
+    hmac_bits: int = 128
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hmac_bits, int) or self.hmac_bits % 8 or not 8 <= self.hmac_bits <= 128:
+            raise ConfigurationError("Equality(hmac_bits=...) is a multiple of 8 from 8 to 128")
 
     def normalizers(self) -> Tuple[Callable[[str], str], ...]:
         steps = self.normalize if isinstance(self.normalize, tuple) else (self.normalize,)
@@ -242,6 +252,15 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         """The stored form of an HMAC: its ``Equality.prefix`` then the digest."""
         return self.equality_options.prefix + digest
 
+    @property
+    def hmac_size(self) -> int:
+        """Bytes of HMAC stored (16 unless truncated)."""
+        return self.equality_options.hmac_bits // 8
+
+    @property
+    def truncated(self) -> bool:
+        return self.equality_options.hmac_bits < 128
+
     def _describe(self) -> str:
         root = self.model or self.stash_root
         owner = root.__name__ if root is not None else "<unbound>"
@@ -284,13 +303,23 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         return {STRING: self.hmac(value)}
 
     def __eq__(self, other: Any) -> Comparison:  # type: ignore[override]
-        return cast(Comparison, self._equality("==") == self._hmac_value(other))
+        path = self._equality("==")
+        if self.truncated:
+            return ExactComparison(path, Value({STRING: self.hmac(other)}), self, (other,))
+        return cast(Comparison, path == self._hmac_value(other))
 
     def __ne__(self, other: Any) -> Comparison:  # type: ignore[override]
-        return cast(Comparison, self._equality("!=") != self._hmac_value(other))
+        path = self._equality("!=")
+        if self.truncated:
+            self._unsupported("!= with a truncated HMAC (it would also drop values that collide)")
+        return cast(Comparison, path != self._hmac_value(other))
 
     def is_in(self, *values: Any) -> In:
-        return self._equality("is_in()").is_in(*(self._hmac_value(value) for value in values))
+        path = self._equality("is_in()")
+        if self.truncated:
+            digests = [Value({STRING: self.hmac(value)}) for value in values]
+            return ExactIn(path, digests, self, values)
+        return path.is_in(*(self._hmac_value(value) for value in values))
 
     def hmac(self, value: _T) -> str:
         """The string stored in ``<name>__hmac`` for ``value``, for use with boto3 or the AWS CLI.
@@ -316,6 +345,38 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
 
     def remove(self) -> Action:  # type: ignore[override]
         return PendingEncryptedAction(self, None)
+
+
+filtering_reads: ContextVar[bool] = ContextVar("pynamodb_stash_filtering_reads", default=False)
+"""Set while a read removes false positives, the only place a truncated-HMAC condition may be sent."""
+
+
+class _Exact:
+    """A condition on a truncated HMAC: it also matches other values, so only a read may send it, and
+    that read checks each decrypted item against the plaintexts kept here."""
+
+    field: EncryptedAttribute[Any]
+    expected: Tuple[Any, ...]
+
+    def serialize(self, placeholder_names: dict[str, str], expression_attribute_values: dict[str, str]) -> str:
+        if not filtering_reads.get():
+            raise UnsupportedQueryError(
+                f"{self.field._describe()}: a truncated HMAC also matches other values; it can filter reads "
+                "(query, scan, count), not guard a write"
+            )
+        return super().serialize(placeholder_names, expression_attribute_values)  # type: ignore[misc, no-any-return]
+
+
+class ExactComparison(_Exact, Comparison):
+    def __init__(self, path: Path, value: Any, field: EncryptedAttribute[Any], expected: Tuple[Any, ...]) -> None:
+        super().__init__("=", path, value)  # type: ignore[no-untyped-call]
+        self.field, self.expected = field, expected
+
+
+class ExactIn(_Exact, In):
+    def __init__(self, path: Path, values: Any, field: EncryptedAttribute[Any], expected: Tuple[Any, ...]) -> None:
+        super().__init__(path, *values)  # type: ignore[no-untyped-call]
+        self.field, self.expected = field, expected
 
 
 class PendingEncryptedAction(Action):
@@ -453,7 +514,7 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             hashed = field.hmac_input(value)
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{model.__name__}.{field.python_name}: {exc}") from None
-        return field.hmac_text(model._stash_hasher(field).digest(hashed))
+        return field.hmac_text(model._stash_hasher(field).digest(hashed, field.hmac_size))
 
     def deserialize(self, value: Any) -> HmacDigest:
         return HmacDigest(value)
@@ -529,6 +590,8 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
                 continue
             if value.is_hash_key or value.is_range_key:
                 raise ConfigurationError(f"{where}: DynamoDB cannot use a nested attribute as a key")
+            if value.truncated:
+                raise ConfigurationError(f"{where}: truncated HMACs are for top-level attributes")
             if value.logical_name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX)):
                 raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
             if value.equality:

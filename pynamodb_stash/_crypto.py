@@ -213,10 +213,11 @@ class FieldHasher:
         derived = _derive(key, _HMAC_LABEL, *(part.encode() for part in scope))
         self._template = hmac.new(derived, digestmod=hashlib.sha256)
 
-    def digest(self, data: bytes) -> str:
+    def digest(self, data: bytes, size: int = HMAC_SIZE) -> str:
+        """The HMAC of ``data``, its first ``size`` bytes (1 to 16), as unpadded base64url."""
         mac = self._template.copy()
         mac.update(data)
-        return base64.urlsafe_b64encode(mac.digest()[:HMAC_SIZE]).rstrip(b"=").decode("ascii")
+        return base64.urlsafe_b64encode(mac.digest()[:size]).rstrip(b"=").decode("ascii")
 
 
 def digests_equal(a: str, b: str) -> bool:

@@ -16,12 +16,15 @@ import copy
 import inspect
 import random
 import time
+from collections import deque
 from contextvars import ContextVar
 from decimal import Context, Decimal, InvalidOperation
 from typing import (
     Any,
     ClassVar,
+    Deque,
     Dict,
+    Generic,
     Iterable,
     Iterator,
     List,
@@ -55,7 +58,7 @@ from pynamodb.constants import (
     UNPROCESSED_ITEMS,
 )
 from pynamodb.exceptions import AttributeNullError, GetError, PutError
-from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.condition import And, Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from pynamodb.indexes import Index
@@ -69,10 +72,13 @@ from ._attributes import (
     CompoundHmacAttribute,
     EncryptedAttribute,
     EncryptedMapAttribute,
+    ExactComparison,
+    ExactIn,
     HmacAttribute,
     HmacDigest,
     PendingEncryptedAction,
     contains_encrypted,
+    filtering_reads,
 )
 from ._keyring import Keyring, TenantKeyrings, current_lock_context, current_tenant, resolve_keyring
 from .exceptions import (
@@ -127,6 +133,8 @@ def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) 
             )
         if (field.is_hash_key or field.is_range_key) and not field.equality:
             raise ConfigurationError(f"{where}: a key attribute needs equality=True (the key is its HMAC)")
+        if (field.is_hash_key or field.is_range_key) and field.truncated:
+            raise ConfigurationError(f"{where}: a truncated HMAC cannot be a table key (colliding items overwrite)")
         logical = field.declared_name or name
         if logical.endswith(_RESERVED_SUFFIXES):
             raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
@@ -337,7 +345,7 @@ class _FieldRuntime:
         """The HMAC of ``value``. :raises EncryptionError: if ``value`` is not of the declared type."""
         assert self._hasher is not None, "only equality fields have an HMAC"
         try:
-            return self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value)))
+            return self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value), self.field.hmac_size))
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{self.where}: {exc}") from None
 
@@ -350,7 +358,8 @@ class _FieldRuntime:
             plaintext = self.codec.encode(value)
             if self._hasher is None:
                 return plaintext, None
-            return plaintext, self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value, plaintext)))
+            hashed = self.field.hmac_input(value, plaintext)
+            return plaintext, self.field.hmac_text(self._hasher.digest(hashed, self.field.hmac_size))
         except (TypeError, ValueError) as exc:
             raise EncryptionError(f"{self.where}: {exc}") from None
 
@@ -616,6 +625,71 @@ def _open_nested(
 
 reading_plaintext: ContextVar[bool] = ContextVar("pynamodb_stash_reading_plaintext", default=False)
 """Set by the migration tools, which must read legacy plaintext whatever ``Meta.plaintext_policy`` says."""
+
+class ExactResults(Generic[_M]):
+    """Query or scan results with the false positives of truncated HMACs dropped after decryption.
+
+    Iterates like PynamoDB's ``ResultIterator`` and has its ``last_evaluated_key`` and ``total_count``;
+    ``limit`` counts exact matches, and ``last_evaluated_key`` resumes after the last one returned.
+    """
+
+    def __init__(
+        self,
+        model: type[_M],
+        results: ResultIterator[_M],
+        constraints: List[Tuple[EncryptedAttribute[Any], Any]],
+        limit: Optional[int],
+    ) -> None:
+        self._model = model
+        self._pages = results.page_iter
+        self._wanted = [
+            (field.python_name, {field.hmac_input(value) for value in expected}, field)
+            for field, expected in constraints
+        ]
+        self._limit = limit
+        self._buffer: Deque[Dict[str, Any]] = deque()
+        self._last: Optional[Dict[str, Any]] = None
+        self._total = 0
+
+    def __iter__(self) -> ExactResults[_M]:
+        return self
+
+    def __next__(self) -> _M:
+        if self._limit is not None and self._total >= self._limit:
+            raise StopIteration
+        while True:
+            if not self._buffer:
+                token = filtering_reads.set(True)
+                try:
+                    page = next(self._pages)
+                finally:
+                    filtering_reads.reset(token)
+                self._buffer.extend(page.get("Items", []))
+                continue
+            raw = self._buffer.popleft()
+            item = self._model.from_raw_data(raw)
+            if self._matches(item):
+                self._total += 1
+                self._last = raw
+                return item
+
+    def _matches(self, item: EncryptedModel) -> bool:
+        for name, expected, field in self._wanted:
+            value = item.attribute_values.get(name)
+            if value is None or field.hmac_input(value) not in expected:
+                return False
+        return True
+
+    @property
+    def last_evaluated_key(self) -> Optional[Dict[str, Dict[str, Any]]]:
+        if self._buffer and self._last is not None:  # stopped by the limit within a page
+            return {key: self._last[key] for key in self._pages.key_names}
+        return self._pages.last_evaluated_key
+
+    @property
+    def total_count(self) -> int:
+        return self._total
+
 
 _BACKOFF_BASE_SECONDS = 0.05
 _BACKOFF_CAP_SECONDS = 5.0
@@ -1236,19 +1310,31 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         page_size: Optional[int] = None,
         rate_limit: Optional[float] = None,
     ) -> ResultIterator[_M]:
-        return super().query(
+        """PynamoDB's ``query``, taking plaintext for HMAC keys and conditions.
+
+        With a truncated HMAC (``Equality(hmac_bits=...)``) in the key or the conditions, the results are
+        checked after decryption and false positives dropped; ``limit`` then counts exact matches.
+        """
+        exact = cls._stash_exact_constraints(range_key_condition, filter_condition)
+        if index_name:
+            key_attribute = cls._indexes[index_name]._hash_key_attribute()  # type: ignore[no-untyped-call]
+            field = getattr(key_attribute, "field", None)
+            if field is not None and field.truncated:
+                exact.append((field, (hash_key,)))
+        results = super().query(
             hash_key,
             range_key_condition,
             filter_condition,
             consistent_read,
             index_name,
             scan_index_forward,
-            limit,
+            None if exact else limit,
             last_evaluated_key,
             cls._stash_projection(attributes_to_get),
-            page_size,
+            page_size or (limit if exact else None),
             rate_limit,
         )
+        return ExactResults(cls, results, exact, limit) if exact else results  # type: ignore[return-value]
 
     @classmethod
     def scan(
@@ -1264,15 +1350,69 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         rate_limit: Optional[float] = None,
         attributes_to_get: Optional[Sequence[str]] = None,
     ) -> ResultIterator[_M]:
-        return super().scan(
+        """PynamoDB's ``scan``; false positives of truncated HMACs are dropped, as for :meth:`query`."""
+        exact = cls._stash_exact_constraints(filter_condition)
+        results = super().scan(
             filter_condition,
             segment,
             total_segments,
-            limit,
+            None if exact else limit,
             last_evaluated_key,
-            page_size,
+            page_size or (limit if exact else None),
             consistent_read,
             index_name,
             rate_limit,
             cls._stash_projection(attributes_to_get),
         )
+        return ExactResults(cls, results, exact, limit) if exact else results  # type: ignore[return-value]
+
+    @classmethod
+    def count(
+        cls: type[_M],
+        hash_key: Optional[Any] = None,
+        range_key_condition: Optional[Condition] = None,
+        filter_condition: Optional[Condition] = None,
+        consistent_read: bool = False,
+        index_name: Optional[str] = None,
+        limit: Optional[int] = None,
+        rate_limit: Optional[float] = None,
+    ) -> int:
+        """PynamoDB's ``count``; with a truncated HMAC it reads the items to count exact matches only."""
+        exact = cls._stash_exact_constraints(range_key_condition, filter_condition)
+        if index_name and hash_key is not None:
+            field = getattr(cls._indexes[index_name]._hash_key_attribute(), "field", None)  # type: ignore[no-untyped-call]
+            exact += [(field, (hash_key,))] if field is not None and field.truncated else []
+        if not exact:
+            return super().count(
+                hash_key, range_key_condition, filter_condition, consistent_read, index_name, limit, rate_limit
+            )
+        matches = cls.query(
+            hash_key, range_key_condition, filter_condition, consistent_read, index_name,
+            limit=limit, rate_limit=rate_limit,
+        )
+        return sum(1 for _ in matches)
+
+    @classmethod
+    def _stash_exact_constraints(cls, *conditions: Optional[Condition]) -> List[Tuple[EncryptedAttribute[Any], Any]]:
+        """The truncated-HMAC comparisons of read conditions, each an obligation every result must meet.
+
+        :raises UnsupportedQueryError: if one sits under ``|`` or ``~``, where the results could not be
+            checked exactly.
+        """
+        found: List[Tuple[EncryptedAttribute[Any], Any]] = []
+
+        def visit(condition: Any, exact_allowed: bool) -> None:
+            if isinstance(condition, (ExactComparison, ExactIn)):
+                if not exact_allowed:
+                    raise UnsupportedQueryError(
+                        f"{condition.field._describe()}: a truncated HMAC can only be combined with &"
+                    )
+                found.append((condition.field, condition.expected))
+            elif isinstance(condition, Condition):
+                inner_allowed = exact_allowed and isinstance(condition, And)
+                for value in condition.values:
+                    visit(value, inner_allowed)
+
+        for condition in conditions:
+            visit(condition, True)
+        return found
