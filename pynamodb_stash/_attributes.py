@@ -15,6 +15,7 @@ import json
 import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Tuple, TypeVar, Union, cast, overload
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
@@ -537,8 +538,9 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             and not self._is_map_attribute_class_object(instance)
         ):
             plaintext = instance.attribute_values.get(self.field.python_name)
-            if plaintext is not None:
-                return HmacDigest(self.serialize(plaintext))
+            if plaintext is not None:  # under the item's own keyring (its tenant's, with TenantKeyrings)
+                runtime = instance._stash_runtime(instance._stash_instance_keyring(EncryptionError))
+                return HmacDigest(runtime.by_path[self.field.logical_name].digest(plaintext))
         return super().__get__(instance, owner)
 
     def __set__(self, instance: Any, value: Any) -> None:
@@ -546,6 +548,21 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             setattr(instance, self.field.python_name, value)
             return
         super().__set__(instance, value)
+
+    def __eq__(self, other: Any) -> Comparison:  # type: ignore[override]
+        if self.field is not None and self.field.truncated:  # kept exact, as on the field itself
+            return cast(Comparison, self.field == other)
+        return Attribute.__eq__(self, other)
+
+    def __ne__(self, other: Any) -> Comparison:  # type: ignore[override]
+        if self.field is not None and self.field.truncated:
+            return cast(Comparison, self.field != other)
+        return Attribute.__ne__(self, other)
+
+    def is_in(self, *values: Any) -> In:
+        if self.field is not None and self.field.truncated:
+            return self.field.is_in(*values)
+        return Attribute.is_in(self, *values)
 
     def set(self, value: Any) -> NoReturn:
         self._unsupported("set() on an HMAC (set the encrypted attribute instead)")
@@ -687,7 +704,11 @@ class CompoundHmacAttribute(HmacAttribute):
                     data = attribute.hmac_input(part)
                 else:
                     serialized = attribute.serialize(part)
-                    if attribute.attr_type in ("SS", "NS", "BS"):
+                    if attribute.attr_type == "N":
+                        serialized = _canonical_number(serialized)  # DynamoDB returns "2" for "2.0"
+                    elif attribute.attr_type == "NS":
+                        serialized = sorted(_canonical_number(n) for n in serialized)
+                    elif attribute.attr_type in ("SS", "BS"):
                         serialized = sorted(serialized)  # sets have no order
                     data = attribute.attr_type.encode() + _canonical_json(serialized)
                 encoded += len(data).to_bytes(4, "big") + data
@@ -709,12 +730,25 @@ class CompoundHmacAttribute(HmacAttribute):
     def __get__(self, instance: Any, owner: Any) -> Any:
         if instance is not None and self.model is not None and not self._is_map_attribute_class_object(instance):
             values = tuple(getattr(instance, part) for part in self.parts)
-            if all(value is not None for value in values):
-                return HmacDigest(self.serialize(values))
+            if any(value is None for value in values):
+                return None  # no compound without all its parts: a stored one is never written back
+            return HmacDigest(self.serialize(values))
         return Attribute.__get__(self, instance, owner)
+
+    def copy_for_model(self) -> CompoundHmacAttribute:
+        """An unbound copy, so that each model class (and table) computes its own compound."""
+        own = copy.copy(self)
+        own.attr_path = list(self.attr_path)
+        own.model = None
+        return own
 
     def __set__(self, instance: Any, value: Any) -> None:
         Attribute.__set__(self, instance, value)
+
+
+def _canonical_number(text: str) -> str:
+    number = Decimal(text)
+    return "0" if number.is_zero() else str(number.normalize(Context(prec=100)))
 
 
 def _canonical_json(value: Any) -> bytes:

@@ -68,6 +68,10 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     raw, as_json = _to_dynamodb_item(item, shape, where, EncryptionError)
     model = _stored_class(model, raw, where, EncryptionError)
     fields = _top_level_encrypted(model)
+    for name in raw:
+        if name in _python_aliases(model) or name.endswith(("__source", "__hmac")) and name not in _stored_names(model):
+            # Not a name the model stores: it would pass through, perhaps in plaintext.
+            raise EncryptionError(f"{where}: {name!r} is not how the model names an attribute in an item")
     runtime = model._stash_runtime(model._stash_raw_keyring(raw, EncryptionError))
     stored = {name: value for name, value in raw.items() if name not in fields}
     try:
@@ -189,6 +193,13 @@ def _top_level_encrypted(model: type[EncryptedModel]) -> Dict[str, Attribute[Any
 def _stored_names(model: type[EncryptedModel]) -> frozenset[str]:
     """The stored names of the encrypted attributes: ``x__source``, ``x__hmac``, encrypted maps."""
     return _item_schema(model)[1]
+
+
+def _python_aliases(model: type[EncryptedModel]) -> frozenset[str]:
+    """Python names of encrypted attributes that differ from their stored base name (``attr_name=``)."""
+    return frozenset(
+        name for name, field in model._stash_fields.items() if name != field.logical_name
+    )
 
 
 def _item_schema(model: type[EncryptedModel]) -> Tuple[Dict[str, Attribute[Any]], frozenset[str]]:

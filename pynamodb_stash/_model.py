@@ -117,6 +117,8 @@ def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) 
                 continue
             if isinstance(attribute, EncryptedAttribute):
                 namespace[name] = _fresh_copy(attribute)
+            elif isinstance(attribute, CompoundHmacAttribute):
+                namespace[name] = attribute.copy_for_model()
             elif isinstance(attribute, EncryptedMapAttribute):  # re-rooted to this model by __set_name__
                 namespace[name] = type(attribute)(
                     null=attribute.null, default=attribute.default, attr_name=attribute.attr_name
@@ -990,11 +992,15 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if item_key is None:
                 item_key = plan.item_key(attribute_values)
             values[field.name] = field.open(stored_value, item_key, digest)
-        for name in self._stash_compounds:
+        for name, compound in self._stash_compounds.items():
             stored_compound = values.get(name)
-            if stored_compound is not None and not _crypto.digests_equal(getattr(self, name), stored_compound):
+            if stored_compound is None or all(getattr(self, part) is None for part in compound.parts):
+                continue  # none of its parts read (a KEYS_ONLY index): nothing to check it against
+            computed = getattr(self, name)
+            if computed is None or not _crypto.digests_equal(computed, stored_compound):
                 raise DecryptionError(
-                    f"{type(self).__name__}.{name}: the stored compound HMAC does not match the item",
+                    f"{type(self).__name__}.{name}: the stored compound HMAC does not match the item "
+                    "(read a compound with all its parts)",
                     code="hmac_mismatch",
                 )
 

@@ -227,6 +227,7 @@ class KeyStore:
         return Key(info.key_id, data["Plaintext"])
 
     def _items(self, keyset: str) -> List[Tuple[KeyInfo, bytes]]:
+        """The keyset's keys as stored. :raises KeyProviderError: for an item that is not a key."""
         found: List[Tuple[KeyInfo, bytes]] = []
         start: Optional[Dict[str, Any]] = None
         while True:
@@ -236,11 +237,16 @@ class KeyStore:
                 **({"ExclusiveStartKey": start} if start else {}),
             )
             for item in page.get("Items", []):
-                info = KeyInfo(
-                    keyset, item["key_id"]["S"], item["kind"]["S"], item["status"]["S"],
-                    item["created_at"]["S"], item["kms_key_id"]["S"],
-                )
-                found.append((info, bytes(item["wrapped"]["B"])))
+                try:
+                    info = KeyInfo(
+                        keyset, item["key_id"]["S"], item["kind"]["S"], item["status"]["S"],
+                        item["created_at"]["S"], item["kms_key_id"]["S"],
+                    )
+                    found.append((info, bytes(item["wrapped"]["B"])))
+                except (KeyError, TypeError):
+                    raise KeyProviderError(
+                        f"key store {self.table_name!r}: keyset {keyset!r} holds an item that is not a key"
+                    ) from None
             start = page.get("LastEvaluatedKey")
             if not start:
                 return found
@@ -325,23 +331,22 @@ class KmsKeyringSource:
             return self._keyring
 
     def _load(self) -> Keyring:
-        primary: Optional[Key] = None
         index: Optional[Key] = None
-        decrypt_only: List[Key] = []
+        encryption: List[Tuple[KeyInfo, Key]] = []
         retired: List[str] = []
         for info, wrapped in self.store._items(self.keyset):
             if info.status == RETIRED:
                 retired.append(info.key_id)
-                continue
-            if info.kind == INDEX:
+            elif info.kind == INDEX:
                 if info.status == ACTIVE:
                     index = self.store._unwrap(info, wrapped)
-                continue
-            key = self.store._unwrap(info, wrapped)
-            if info.status == ACTIVE:
-                primary = key
             else:
-                decrypt_only.append(key)
+                encryption.append((info, self.store._unwrap(info, wrapped)))
+        # Mid-promotion (or after a crash in it) two keys may be active: the newest encrypts, and every
+        # other key, active or not, still decrypts.
+        active = sorted((info.created_at, key.id) for info, key in encryption if info.status == ACTIVE)
+        primary = next((key for _, key in encryption if active and key.id == active[-1][1]), None)
+        decrypt_only = [key for _, key in encryption if key is not primary]
         if primary is None or index is None:
             raise KeyProviderError(
                 f"keyset {self.keyset!r} in key store {self.store.table_name!r} has no active "

@@ -10,6 +10,7 @@ nothing the first run finished. A checkpoint file makes a long run resumable aft
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import os
 import tempfile
@@ -26,10 +27,10 @@ from pynamodb.constants import BINARY, KEY, NULL
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
-from pynamodb.expressions.update import Action, RemoveAction
+from pynamodb.expressions.update import Action, RemoveAction, SetAction
 
 from . import _crypto
-from ._model import EncryptedModel, reading_plaintext
+from ._model import EncryptedModel, _seal_nested, reading_plaintext
 from .exceptions import ConfigurationError, StashError
 
 __all__ = ["Report", "encrypt_existing", "rotate", "status", "verify"]
@@ -258,8 +259,10 @@ def _rewrite(
         try:
             # Not instance.update(): its ALL_NEW response would be read back and decrypted for nothing.
             hash_key, range_key = instance._get_hash_range_key_serialized_values()
+            presealed: List[Action] = [action for action in actions if isinstance(action, PresealedSet)]
+            expanded = instance._stash_expand([action for action in actions if not isinstance(action, PresealedSet)])
             model._get_connection().update_item(
-                hash_key, range_key=range_key, actions=instance._stash_expand(actions), condition=condition
+                hash_key, range_key=range_key, actions=expanded + presealed, condition=condition
             )
             part.rewritten += 1
             return
@@ -284,7 +287,7 @@ def _legacy_actions(
 ) -> Tuple[List[Action], Optional[Condition]]:
     actions: List[Action] = []
     condition: Optional[Condition] = None
-    for runtime_field in model._stash_runtime().fields:
+    for runtime_field in _runtime_of(instance).fields:
         name = runtime_field.field.logical_name
         legacy = raw.get(name)
         if not legacy or NULL in legacy:
@@ -303,7 +306,7 @@ def _legacy_actions(
 def _rotation_actions(
     model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel, *, rehash: bool = False
 ) -> Tuple[List[Action], Optional[Condition]]:
-    runtime = model._stash_runtime()
+    runtime = _runtime_of(instance)
     primary = runtime.keyring.primary_key_id
     actions: List[Action] = []
     condition: Optional[Condition] = None
@@ -320,7 +323,57 @@ def _rotation_actions(
         actions.append(field.field.set(value))  # re-encrypted under the primary key, with a fresh HMAC
         unchanged = Path([field.source]) == Value({BINARY: stored[BINARY]})
         condition = unchanged if condition is None else condition & unchanged
+    item_key: Optional[bytes] = None
+    for name, _, stored_name, map_class, is_list in type(instance)._stash_plan().nested:
+        stored = raw.get(stored_name)
+        value = instance.attribute_values.get(name)
+        if not stored or value is None:
+            continue
+        ids = set(_nested_key_ids(stored))
+        if item_key is None:
+            item_key = instance._stash_item_key()
+        fresh = _seal_nested(runtime, map_class, is_list, value, stored_name, item_key, True)
+        stale = rehash and set(_nested_hmacs(stored)) != set(_nested_hmacs(fresh))
+        if ids <= {primary} and not stale:
+            continue
+        actions.append(PresealedSet(Path([stored_name]), Value(fresh)))  # the whole map or list, re-sealed
+        unchanged = Path([stored_name]) == Value(stored)
+        condition = unchanged if condition is None else condition & unchanged
     return actions, condition
+
+
+class PresealedSet(SetAction):
+    """A value sealed here already (a re-encrypted map or list): sent as it is, past the model's checks."""
+
+
+def _runtime_of(instance: EncryptedModel) -> Any:
+    """The runtime of the item's own class (subclass fields included), under its keyring (tenant's)."""
+    return type(instance)._stash_runtime(instance._stash_instance_keyring(StashError))
+
+
+def _nested_key_ids(value: Any) -> Iterator[str]:
+    """Key ids of every ``__source`` inside a stored map or list, at any depth."""
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            if name.endswith("__source") and isinstance(inner, dict) and BINARY in inner:
+                yield _crypto.read_key_id(inner[BINARY])
+            else:
+                yield from _nested_key_ids(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _nested_key_ids(inner)
+
+
+def _nested_hmacs(value: Any) -> Iterator[Tuple[str, str]]:
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            if name.endswith("__hmac") and isinstance(inner, dict) and "S" in inner:
+                yield name, inner["S"]
+            else:
+                yield from _nested_hmacs(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _nested_hmacs(inner)
 
 
 def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel) -> None:
@@ -346,12 +399,8 @@ def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedM
 
 
 def _key_ids(model: type[EncryptedModel], raw: Dict[str, Any]) -> List[str]:
-    ids = []
-    for field in model._stash_runtime().fields:
-        stored = raw.get(field.source)
-        if stored and BINARY in stored:
-            ids.append(_crypto.read_key_id(stored[BINARY]))
-    return ids
+    """Key ids of every encrypted value of the item, nested ones and subclass fields included."""
+    return list(_nested_key_ids(raw))
 
 
 def _nested_names(model: type[EncryptedModel]) -> set[str]:
@@ -410,7 +459,9 @@ def _run(
                 progress(report)
 
     with ThreadPoolExecutor(max_workers=len(mine)) as pool:
-        for future in [pool.submit(scan_segment, number) for number in mine]:
+        # Each worker runs in a copy of this context: tenant() and lock_context() hold there too.
+        futures = [pool.submit(contextvars.copy_context().run, scan_segment, number) for number in mine]
+        for future in futures:
             future.result()
     return report
 

@@ -356,3 +356,52 @@ def raw_items_by(model: Any, key: str) -> Dict[str, Dict[str, Any]]:
     client = boto3.client("dynamodb", endpoint_url=model.Meta.host, region_name="us-east-1")
     items = client.scan(TableName=model.Meta.table_name, ConsistentRead=True)["Items"]
     return {item[key]["S"]: item for item in items}
+
+
+def test_rotate_and_verify_cover_nested_maps_and_subclass_fields(ddb_url: str, table_name: str) -> None:
+    from pynamodb.attributes import DiscriminatorAttribute, ListAttribute
+
+    from pynamodb_stash import EncryptedMapAttribute
+
+    class Address(EncryptedMapAttribute):
+        street = EncryptedAttribute(str, equality=True)
+        city = UnicodeAttribute()
+
+    keyring = Keyring.generate()
+
+    class Record(EncryptedModel, discriminator="record"):
+        class Meta:
+            host = ddb_url
+            region = "us-east-1"
+            billing_mode = "PAY_PER_REQUEST"
+
+        pk = UnicodeAttribute(hash_key=True)
+        kind = DiscriminatorAttribute()
+        name = EncryptedAttribute(str)
+        address = Address(null=True)
+        history = ListAttribute(of=Address, null=True)
+
+    class Patient(Record, discriminator="patient"):
+        ssn = EncryptedAttribute(str, equality=True, null=True)
+
+    Record.Meta.table_name = table_name + "-records"
+    Record.Meta.keyring = keyring  # type: ignore[attr-defined]
+    Record.create_table(wait=True)
+    try:
+        Patient(pk="p1", name="Ann", ssn="123", address=Address(street="1 Main", city="X"),
+                history=[Address(street="old", city="Y")]).save()
+        Record(pk="r1", name="Bob").save()
+        Record.Meta.keyring = keyring.with_new_primary(bytes(range(32)), key_id="k2")  # type: ignore[attr-defined]
+        assert verify(Record).key_ids == {"k1": 5}  # two names, the ssn, the street and the old street
+        report = rotate(Record)
+        assert (report.rewritten, report.ok) == (2, True)
+        assert verify(Record).key_ids == {"k2": 5}
+        patient = Record.get("p1")
+        assert (patient.ssn, patient.address.street, patient.history[0].street) == ("123", "1 Main", "old")
+        assert rotate(Record).rewritten == 0
+
+        Record.Meta.keyring = Record.Meta.keyring.with_new_index_key(bytes(range(64, 96)), key_id="idx2")  # type: ignore[attr-defined]
+        assert rotate(Record, rehash=True).rewritten == 1  # only the patient has HMACs
+        assert [p.pk for p in Record.scan(Patient.address.street == "1 Main")] == ["p1"]
+    finally:
+        Record.delete_table()

@@ -151,3 +151,32 @@ def test_shredding_one_tenant_in_a_kms_key_store(ddb_url: str, kms_url: str, tab
         assert Fresh.from_raw_data(globex).email == "g@example.com"
     finally:
         dynamodb.delete_table(TableName=store.table_name)
+
+
+def test_items_keyed_by_an_hmac_are_deleted_and_updated_under_their_own_tenant(
+    ddb_url: str, table_name: str, local_keyrings: TenantKeyrings
+) -> None:
+    class Login(EncryptedModel):
+        class Meta:
+            host = ddb_url
+            region = "us-east-1"
+            billing_mode = "PAY_PER_REQUEST"
+            keyring = local_keyrings
+
+        email = EncryptedAttribute(str, equality=True, hash_key=True)
+        tenant_id = UnicodeAttribute()
+        note = EncryptedAttribute(str)
+
+    Login.Meta.table_name = table_name + "-logins"
+    Login.create_table(wait=True)
+    try:
+        login = Login("pat@example.com", tenant_id="globex", note="first")
+        login.save()
+        login.update(actions=[Login.note.set("second")])  # no tenant() block: the item names its tenant
+        login.refresh()
+        assert login.note == "second"
+        login.delete()
+        with tenant("globex"):
+            assert Login.count("pat@example.com") == 0
+    finally:
+        Login.delete_table()
