@@ -69,9 +69,8 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     model = _stored_class(model, raw, where, EncryptionError)
     fields = _top_level_encrypted(model)
     for name in raw:
-        if name in _python_aliases(model) or name.endswith(("__source", "__hmac")) and name not in _stored_names(model):
-            # Not a name the model stores: it would pass through, perhaps in plaintext.
-            raise EncryptionError(f"{where}: {name!r} is not how the model names an attribute in an item")
+        if name in _python_aliases(model):  # it would pass through, in plaintext, beside the real name
+            raise EncryptionError(f"{where}: {name!r} is stored under another name; use that name in items")
     runtime = model._stash_runtime(model._stash_raw_keyring(raw, EncryptionError))
     stored = {name: value for name, value in raw.items() if name not in fields}
     try:

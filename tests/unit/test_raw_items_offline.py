@@ -1050,3 +1050,22 @@ def test_property_round_trip_whole_items_both_shapes(plain: dict[str, Any]) -> N
     assert instance.pk == plain["pk"]["S"]
     if "profile" in plain:
         assert instance.profile.ssn == plain["profile"]["M"]["ssn"]["S"]
+
+
+def test_an_encrypted_attribute_named_by_its_python_name_is_refused_not_passed_through() -> None:
+    from pynamodb.attributes import UnicodeAttribute
+
+    from pynamodb_stash import EncryptedAttribute, EncryptedModel, EncryptionError, Keyring
+
+    class Renamed(EncryptedModel):
+        class Meta:
+            table_name = "renamed"
+            keyring = Keyring.generate()
+
+        pk = UnicodeAttribute(hash_key=True)
+        email = EncryptedAttribute(str, equality=True, attr_name="mail")
+
+    with pytest.raises(EncryptionError) as raised:
+        encrypt_item(Renamed, {"pk": "1", "email": "alice@example.com"})
+    assert "alice" not in str(raised.value)
+    assert "mail__source" in encrypt_item(Renamed, {"pk": "1", "mail": "alice@example.com"})
