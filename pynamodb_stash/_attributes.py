@@ -24,7 +24,7 @@ from pynamodb.expressions.condition import Comparison, In
 from pynamodb.expressions.operand import Path, Value, _Size
 from pynamodb.expressions.update import Action
 
-from ._codecs import Codec, codec_for
+from ._codecs import Codec, codec_for, safe_reason
 from .exceptions import ConfigurationError, EncryptionError, UnsupportedQueryError
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ class Equality:
     def __post_init__(self) -> None:
         if not isinstance(self.hmac_bits, int) or self.hmac_bits % 8 or not 8 <= self.hmac_bits <= 128:
             raise ConfigurationError("Equality(hmac_bits=...) is a multiple of 8 from 8 to 128")
+        if not isinstance(self.prefix, str) or not (self.prefix.isascii() and self.prefix.isprintable()):
+            raise ConfigurationError("Equality(prefix=...) is printable ASCII")
 
     def normalizers(self) -> Tuple[Callable[[str], str], ...]:
         steps = self.normalize if isinstance(self.normalize, tuple) else (self.normalize,)
@@ -513,8 +515,8 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         model = field.model
         try:
             hashed = field.hmac_input(value)
-        except (TypeError, ValueError) as exc:
-            raise EncryptionError(f"{model.__name__}.{field.python_name}: {exc}") from None
+        except Exception as exc:  # a user normalizer may raise anything
+            raise EncryptionError(f"{model.__name__}.{field.python_name}: {safe_reason(exc)}") from None
         return field.hmac_text(model._stash_hasher(field).digest(hashed, field.hmac_size))
 
     def deserialize(self, value: Any) -> HmacDigest:
@@ -611,6 +613,8 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
                 raise ConfigurationError(f"{where}: truncated HMACs are for top-level attributes")
             if value.logical_name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX)):
                 raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
+            if any(mark in value.logical_name for mark in ".[]"):
+                raise ConfigurationError(f"{where}: an encrypted attribute's name has no '.', '[' or ']'")
             if value.equality:
                 companion_name = name + HMAC_SUFFIX
                 if companion_name in vars(cls):

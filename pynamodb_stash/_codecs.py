@@ -19,6 +19,12 @@ from pynamodb.attributes import Attribute
 from pynamodb.constants import BINARY, BINARY_SET
 
 _T = TypeVar("_T")
+
+
+def safe_reason(error: Exception) -> str:
+    """What went wrong, for a message: the codecs' own TypeError/ValueError texts name types, never
+    values; any other error (a UnicodeError, a user function's) is named by its type only."""
+    return str(error) if type(error) in (TypeError, ValueError) else f"the value does not fit ({type(error).__name__})"
 _FLOAT = struct.Struct(">d")
 _EXACT = Context(prec=1000)
 
@@ -180,13 +186,18 @@ def _decode_int(data: bytes) -> int:
 
 
 def _canonical_decimal(value: Decimal) -> bytes:
+    if value.is_nan():  # NaN and sNaN: no normal form, and equal to nothing
+        return str(value).encode("ascii")
     if value.is_zero():
         return b"0"
     return str(value.normalize(_EXACT)).encode("ascii")
 
 
 def _canonical_datetime(value: datetime) -> bytes:
-    return value.astimezone(timezone.utc).isoformat().encode("ascii")
+    try:
+        return value.astimezone(timezone.utc).isoformat().encode("ascii")
+    except OverflowError:  # within a day of datetime.min or max: no UTC form; the offset form is exact
+        return value.isoformat().encode("ascii")
 
 
 def _decode_decimal(data: bytes) -> Decimal:

@@ -12,9 +12,12 @@ The cipher is AES-256-GCM-SIV (RFC 8452), which stays safe if a random nonce eve
 the keyring, so no key derivation runs per value. The associated data is::
 
     version | id_len | key id | u16 len | table | u16 len | path | item key
+        [| "H" u16 len HMAC] [| "L" u16 len claims] [| "I" list positions]
 
-where ``item key`` is the encoded primary key of the item (see ``_context.encode_item_key``). A value
-copied to another item, attribute or table, or written under another key, fails to open.
+where ``item key`` is the encoded primary key of the item (``_model.encode_key_value``), then the
+stored ``x__hmac`` of an equality attribute, the lock-context claims of an identity-bound one, and the
+list positions of a value inside a list of maps. A value copied to another item, attribute, table or
+list position, or written under another key, fails to open.
 
 An HMAC (``x__hmac``) is HMAC-SHA256 under a key derived from the index key and a scope (by default the
 logical table and the attribute path), truncated to 128 bits and written as unpadded base64url: 22
@@ -29,7 +32,8 @@ import hashlib
 import hmac
 import os
 import re
-from typing import Any, Iterable, Iterator, NoReturn
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator, NoReturn, Optional
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -46,26 +50,25 @@ _ENC_LABEL = b"pynamodb-stash/v1/encrypt"
 _HMAC_LABEL = b"pynamodb-stash/v1/hmac"
 
 
-_fixed_nonces: Iterator[bytes] | None = None
+_fixed_nonces: ContextVar[Optional[Iterator[bytes]]] = ContextVar("pynamodb_stash_fixed_nonces", default=None)
 
 
 @contextlib.contextmanager
 def fixed_nonces(nonces: Iterable[bytes]) -> Iterator[None]:
-    """Use the given nonces instead of random ones: for generating known-answer vectors only.
+    """Use the given nonces instead of random ones, in this context only: for known-answer vectors.
 
-    Not thread-safe, and never to be used for real data: a repeated nonce reveals repeated values.
+    Never for real data: a repeated nonce reveals repeated values.
     """
-    global _fixed_nonces
     checked = []
     for nonce in nonces:
         if len(nonce) != NONCE_SIZE:
             raise ValueError("bad nonce length")
         checked.append(nonce)
-    _fixed_nonces = iter(checked)
+    token = _fixed_nonces.set(iter(checked))
     try:
         yield
     finally:
-        _fixed_nonces = None
+        _fixed_nonces.reset(token)
 
 
 class InvalidCiphertext(Exception):
@@ -175,7 +178,8 @@ class FieldCipher:
 
     def seal(self, plaintext: bytes, item_key: bytes) -> bytes:
         """Encrypt ``plaintext`` bound to ``item_key`` under a fresh random nonce."""
-        nonce = os.urandom(NONCE_SIZE) if _fixed_nonces is None else next(_fixed_nonces)
+        fixed = _fixed_nonces.get()
+        nonce = os.urandom(NONCE_SIZE) if fixed is None else next(fixed)
         return self._header + nonce + self._aead.encrypt(nonce, plaintext, self._aad_prefix + item_key)
 
     def open(self, blob: bytes, item_key: bytes) -> bytes:

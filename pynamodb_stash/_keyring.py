@@ -139,7 +139,8 @@ class Keyring:
             raise ConfigurationError(f"invalid key: {exc}") from None
         if key_id in self._keys:
             raise ConfigurationError(f"key id {key_id!r} is already in the keyring")
-        return Keyring(primary, index_key=self._index_key, decrypt_only=tuple(self._keys.values()))
+        old = tuple(self._keys.values())
+        return Keyring(primary, index_key=self._index_key, decrypt_only=old, retired_ids=tuple(self._retired))
 
     def with_new_index_key(self, key: bytes, *, key_id: str) -> Keyring:
         """The same encryption keys with a new index (HMAC) key: every HMAC changes.

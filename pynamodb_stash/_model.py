@@ -80,6 +80,7 @@ from ._attributes import (
     contains_encrypted,
     filtering_reads,
 )
+from ._codecs import safe_reason
 from ._keyring import Keyring, TenantKeyrings, current_lock_context, current_tenant, resolve_keyring
 from .exceptions import (
     ConfigurationError,
@@ -140,6 +141,8 @@ def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) 
         logical = field.declared_name or name
         if logical.endswith(_RESERVED_SUFFIXES):
             raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
+        if any(mark in logical for mark in ".[]"):  # they separate the paths bound into ciphertexts
+            raise ConfigurationError(f"{where}: an encrypted attribute's name has no '.', '[' or ']'")
         companion_name = name + HMAC_SUFFIX
         if field.equality:
             existing = namespace.get(companion_name)
@@ -186,6 +189,8 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
             fields[name] = attribute
         elif _nested_kind(attribute) is None and not isinstance(attribute, HmacAttribute):
             _check_plain_attribute(cls.__name__, name, attribute)
+        elif _nested_kind(attribute) is not None and any(mark in attribute.attr_name for mark in ".[]"):
+            raise ConfigurationError(f"{cls.__name__}.{name}: an encrypted map's name has no '.', '[' or ']'")
     for attribute in cls.get_attributes().values():
         if isinstance(attribute, HmacAttribute) and attribute.is_companion:
             field = fields[attribute.of or ""]
@@ -348,8 +353,8 @@ class _FieldRuntime:
         assert self._hasher is not None, "only equality fields have an HMAC"
         try:
             return self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value), self.field.hmac_size))
-        except (TypeError, ValueError) as exc:
-            raise EncryptionError(f"{self.where}: {exc}") from None
+        except Exception as exc:  # a user normalizer may raise anything
+            raise EncryptionError(f"{self.where}: {safe_reason(exc)}") from None
 
     def encode(self, value: Any) -> Tuple[bytes, Optional[str]]:
         """The typed plaintext of ``value`` and, for an equality field, its HMAC.
@@ -362,8 +367,8 @@ class _FieldRuntime:
                 return plaintext, None
             hashed = self.field.hmac_input(value, plaintext)
             return plaintext, self.field.hmac_text(self._hasher.digest(hashed, self.field.hmac_size))
-        except (TypeError, ValueError) as exc:
-            raise EncryptionError(f"{self.where}: {exc}") from None
+        except Exception as exc:  # a user normalizer may raise anything
+            raise EncryptionError(f"{self.where}: {safe_reason(exc)}") from None
 
     def seal(self, plaintext: bytes, item_key: bytes, digest: Optional[str], positions: bytes = b"") -> bytes:
         bound = item_key if digest is None else _with_digest(item_key, digest)
@@ -417,8 +422,11 @@ class _FieldRuntime:
             ) from None
         try:
             return self.codec.decode(plaintext)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DecryptionError(f"{self.where}: {exc}", code="type_mismatch") from None
+        except (ValueError, UnicodeDecodeError):  # parsers quote what they fail on: the plaintext
+            raise DecryptionError(
+                f"{self.where}: the stored value is not a {self.codec.name} (was the type changed?)",
+                code="type_mismatch",
+            ) from None
 
     def _opener(self, blob: bytes) -> _crypto.FieldCipher:
         try:
@@ -1236,7 +1244,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             else:
                 names.append(entry)
         key_attributes = (cls._hash_key_attribute(), cls._range_key_attribute())  # type: ignore[no-untyped-call]
-        for attribute in (*key_attributes, cls._get_discriminator_attribute()):
+        tenant = cls._stash_tenant_attribute()
+        for attribute in (*key_attributes, cls._get_discriminator_attribute(), tenant[1] if tenant else None):
             if attribute is not None:
                 names.append(attribute.attr_name)
         return list(dict.fromkeys(names))
@@ -1270,7 +1279,11 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         :raises GetError: when keys are still unprocessed after ``Meta.max_retry_attempts`` attempts.
         """
         projection = cls._stash_projection(attributes_to_get)
-        keys = [cls._stash_batch_key(item) for item in dict.fromkeys(items)]
+        unique: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
+        for item in items:  # once per stored key: two spellings may normalize to one HMAC
+            key = cls._stash_batch_key(item)
+            unique.setdefault(tuple(sorted((name, repr(value)) for name, value in key.items())), key)
+        keys = list(unique.values())
         for start in range(0, len(keys), BATCH_GET_PAGE_LIMIT):
             pending = keys[start : start + BATCH_GET_PAGE_LIMIT]
             attempts = 0

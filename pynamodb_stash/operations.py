@@ -23,7 +23,7 @@ from dataclasses import field as dataclass_field
 from pathlib import Path as FilePath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from pynamodb.constants import BINARY, KEY, NULL
+from pynamodb.constants import BINARY, ITEM, KEY, NULL
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
@@ -383,7 +383,9 @@ def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedM
     assert plan.hash_key is not None
     connection = model._get_connection()
     hash_name, hash_type = plan.hash_key
-    put = instance.get_save_kwargs_from_instance(condition=Path([hash_name]).does_not_exist())
+    args, save = instance._get_save_args(condition=Path([hash_name]).does_not_exist(), add_version_condition=False)
+    save["key"] = ITEM
+    put = connection.get_operation_kwargs(*args, **save)
     unchanged: Optional[Condition] = None
     for name, value in raw.items():
         if name.endswith("__source"):

@@ -280,3 +280,14 @@ def test_an_unknown_keyset_is_a_key_provider_error(store: KeyStore) -> None:
     with pytest.raises(KeyProviderError) as raised:
         store.keyring("nobody").current()
     assert "nobody" in str(raised.value) and "no active" in str(raised.value)
+
+
+def test_two_active_keys_mid_promotion_both_keep_reading(store: KeyStore, kms_key: str, ddb_url: str) -> None:
+    first, _ = store.create_keyset("tenant-a", kms_key)
+    Secret = secret_model(ddb_url, "unused", store.keyring("tenant-a", ttl_seconds=0.001))
+    before = Secret(pk="a", value="v").serialize()
+    second = store.add_key("tenant-a")
+    store._set_status("tenant-a", second, "active")  # as between the two writes of promote(), or after a crash
+    keyring = store.keyring("tenant-a").current()
+    assert keyring.primary_key_id == second and set(keyring.key_ids) == {first, second}
+    assert secret_model(ddb_url, "unused", store.keyring("tenant-a")).from_raw_data(before).value == "v"

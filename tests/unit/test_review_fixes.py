@@ -1,0 +1,71 @@
+"""Edge cases found in review: path spelling, error texts, odd values, prefixes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from pynamodb.attributes import UnicodeAttribute
+
+from pynamodb_stash import (
+    ConfigurationError,
+    EncryptedAttribute,
+    EncryptedMapAttribute,
+    EncryptedModel,
+    EncryptionError,
+    Equality,
+    Keyring,
+)
+
+
+def test_names_that_would_spell_another_path_are_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        class Flat(EncryptedModel):
+            class Meta:
+                table_name = "flat"
+
+            pk = UnicodeAttribute(hash_key=True)
+            street = EncryptedAttribute(str, attr_name="address.street")
+    with pytest.raises(ConfigurationError):
+        class Bracket(EncryptedMapAttribute):
+            street = EncryptedAttribute(str, attr_name="street[0]")
+
+
+def test_an_unencodable_value_is_refused_without_quoting_it() -> None:
+    class Note(EncryptedModel):
+        class Meta:
+            table_name = "notes"
+            keyring = Keyring.generate()
+
+        pk = UnicodeAttribute(hash_key=True)
+        body = EncryptedAttribute(str, equality=True)
+
+    with pytest.raises(EncryptionError) as raised:
+        Note(pk="1", body="topsecret\udc80tail").serialize()
+    assert "topsecret" not in str(raised.value) and "tail" not in str(raised.value)
+
+
+def test_odd_values_hash_without_escaping_errors() -> None:
+    class Odd(EncryptedModel):
+        class Meta:
+            table_name = "odd"
+            keyring = Keyring.generate()
+
+        pk = UnicodeAttribute(hash_key=True)
+        amount = EncryptedAttribute(Decimal, equality=True, null=True)
+        when = EncryptedAttribute(datetime, equality=True, null=True)
+
+    late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    stored = Odd(pk="1", amount=Decimal("sNaN"), when=late).serialize()
+    back = Odd.from_raw_data(stored)
+    assert back.amount.is_snan() and back.when == late
+    assert Odd.when.hmac(late) == stored["when__hmac"]["S"]
+
+
+def test_a_prefix_is_printable_ascii() -> None:
+    with pytest.raises(ConfigurationError):
+        Equality(prefix="É#")
+    with pytest.raises(ConfigurationError):
+        Equality(prefix="A\n")
+    assert Equality(prefix="EMAIL#").prefix == "EMAIL#"
