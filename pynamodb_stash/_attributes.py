@@ -517,7 +517,12 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             hashed = field.hmac_input(value)
         except Exception as exc:  # a user normalizer may raise anything
             raise EncryptionError(f"{model.__name__}.{field.python_name}: {safe_reason(exc)}") from None
-        return field.hmac_text(model._stash_hasher(field).digest(hashed, field.hmac_size))
+        hasher = model._stash_hasher(field)
+        from . import _audit
+
+        if _audit.wanted():
+            _audit.record("hmac", model.__name__, model._stash_table(), (field.python_name,), (hasher.key_id,))
+        return field.hmac_text(hasher.digest(hashed, field.hmac_size))
 
     def deserialize(self, value: Any) -> HmacDigest:
         return HmacDigest(value)

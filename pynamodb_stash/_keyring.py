@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import threading
 from contextvars import ContextVar
@@ -323,17 +324,49 @@ class TenantKeyrings:
         return f"TenantKeyrings(attribute={self.attribute!r}, tenants={sorted(self._sources)!r})"
 
 
-def configure(*, keyring: Keyring | KeyringSource | None) -> None:
-    """Set the process-wide keyring (or keyring source), used by models whose ``Meta`` names none.
+_UNSET: Any = object()
 
-    ``None`` clears it.
 
-    :raises ConfigurationError: if ``keyring`` is neither a :class:`Keyring` nor a keyring source.
+def configure(
+    *,
+    keyring: Keyring | KeyringSource | None = _UNSET,
+    audit_sink: Any = _UNSET,
+    audit_enabled: bool = _UNSET,
+    logger: Any = _UNSET,
+    error_handler: Optional[Callable[[BaseException], None]] = _UNSET,
+) -> None:
+    """Process-wide settings; only the arguments given change.
+
+    :param keyring: the keyring (or keyring source) of models whose ``Meta`` names none; ``None`` clears.
+    :param audit_sink: where audit events go: a callable taking an ``AuditEvent``, or an object with an
+        ``emit(event)`` method; ``None`` restores the default (JSON lines on ``pynamodb_stash.audit``).
+    :param audit_enabled: ``False`` turns audit events off.
+    :param logger: the ``logging.Logger`` the library reports its own problems on (a failing sink).
+    :param error_handler: called with every ``StashError`` as it is raised, and with sink failures;
+        ``None`` removes it. What it raises is ignored.
+    :raises ConfigurationError: for an argument of the wrong kind.
     """
     global _configured
-    if keyring is not None and not _is_keyring_or_source(keyring):
-        raise ConfigurationError(f"configure(keyring=...) takes a Keyring, not {type(keyring).__name__}")
-    _configured = keyring
+    from . import _audit, exceptions
+
+    if keyring is not _UNSET:
+        if keyring is not None and not _is_keyring_or_source(keyring):
+            raise ConfigurationError(f"configure(keyring=...) takes a Keyring, not {type(keyring).__name__}")
+        _configured = keyring
+    if audit_sink is not _UNSET:
+        if audit_sink is not None and not (callable(audit_sink) or callable(getattr(audit_sink, "emit", None))):
+            raise ConfigurationError("configure(audit_sink=...) takes a callable or an object with emit()")
+        _audit.settings.sink = audit_sink if audit_sink is not None else _audit.LoggingSink()
+    if audit_enabled is not _UNSET:
+        _audit.settings.enabled = bool(audit_enabled)
+    if logger is not _UNSET:
+        if not isinstance(logger, logging.Logger):
+            raise ConfigurationError("configure(logger=...) takes a logging.Logger")
+        _audit.settings.logger = logger
+    if error_handler is not _UNSET:
+        if error_handler is not None and not callable(error_handler):
+            raise ConfigurationError("configure(error_handler=...) takes a callable")
+        exceptions.error_handler = error_handler
 
 
 def _is_keyring_or_source(value: object) -> bool:

@@ -65,7 +65,7 @@ from pynamodb.indexes import Index
 from pynamodb.models import BatchWrite, MetaModel, Model
 from pynamodb.pagination import ResultIterator
 
-from . import _crypto
+from . import _audit, _crypto
 from ._attributes import (
     HMAC_SUFFIX,
     SOURCE_SUFFIX,
@@ -323,7 +323,7 @@ class _FieldRuntime:
 
     __slots__ = (
         "field", "path", "name", "source", "hmac", "hmac_python", "is_key", "null", "codec", "where",
-        "identity_bound",
+        "identity_bound", "model_name",
         "_keyring", "_table", "_sealer", "_openers", "_hasher",
     )
 
@@ -342,6 +342,7 @@ class _FieldRuntime:
         self.identity_bound = field.identity_bound
         self.codec = field.codec
         self.where = f"{cls.__name__}.{field.python_name if path == field.logical_name else path}"
+        self.model_name = cls.__name__
         self._keyring = keyring
         self._table = table
         self._sealer = keyring.encrypting_cipher(table, path)
@@ -352,7 +353,10 @@ class _FieldRuntime:
         """The HMAC of ``value``. :raises EncryptionError: if ``value`` is not of the declared type."""
         assert self._hasher is not None, "only equality fields have an HMAC"
         try:
-            return self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value), self.field.hmac_size))
+            digest = self.field.hmac_text(self._hasher.digest(self.field.hmac_input(value), self.field.hmac_size))
+            if _audit.wanted():
+                _audit.record("hmac", self.model_name, self._table, (self.name,), (self._keyring.index_key_id,))
+            return digest
         except Exception as exc:  # a user normalizer may raise anything
             raise EncryptionError(f"{self.where}: {safe_reason(exc)}") from None
 
@@ -636,6 +640,26 @@ def _open_nested(
 reading_plaintext: ContextVar[bool] = ContextVar("pynamodb_stash_reading_plaintext", default=False)
 """Set by the migration tools, which must read legacy plaintext whatever ``Meta.plaintext_policy`` says."""
 
+class _AuditedResults(ResultIterator[_M]):
+    """PynamoDB's query/scan results, counting their decryption into one audit event at the end."""
+
+    _stash_reads: _audit.Scope
+
+    def __next__(self) -> _M:
+        token = _audit.current_scope.set(self._stash_reads)
+        try:
+            return super().__next__()
+        except StopIteration:
+            self._stash_reads.close()
+            raise
+        except StashError as error:
+            self._stash_reads.outcome = error.code
+            self._stash_reads.close()
+            raise
+        finally:
+            _audit.current_scope.reset(token)
+
+
 class ExactResults(Generic[_M]):
     """Query or scan results with the false positives of truncated HMACs dropped after decryption.
 
@@ -658,6 +682,7 @@ class ExactResults(Generic[_M]):
         ]
         self._limit = limit
         self._buffer: Deque[Dict[str, Any]] = deque()
+        self._reads = model._stash_scope()
         self._last: Optional[Dict[str, Any]] = None
         self._total = 0
 
@@ -672,12 +697,19 @@ class ExactResults(Generic[_M]):
                 token = filtering_reads.set(True)
                 try:
                     page = next(self._pages)
+                except StopIteration:
+                    self._reads.close()
+                    raise
                 finally:
                     filtering_reads.reset(token)
                 self._buffer.extend(page.get("Items", []))
                 continue
             raw = self._buffer.popleft()
-            item = self._model.from_raw_data(raw)
+            reads = _audit.current_scope.set(self._reads)
+            try:
+                item = self._model.from_raw_data(raw)
+            finally:
+                _audit.current_scope.reset(reads)
             if self._matches(item):
                 self._total += 1
                 self._last = raw
@@ -951,6 +983,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             raise EncryptionError(f"{type(self).__name__}: an item needs its primary key to be encrypted")
         for field, plaintext, digest in pending:
             item[field.source] = {BINARY: field.seal(plaintext, item_key, digest)}
+        if _audit.wanted():
+            written = [field.name for field, _, _ in pending]
+            written += [name for name, *_ in plan.nested if values.get(name) is not None]
+            _audit.record("encrypt", type(self).__name__, runtime.table, written, (runtime.keyring.primary_key_id,))
         for (name, attribute, *_), (stored, map_class, is_list, value) in zip(plan.nested, nested):
             if value is None:
                 if null_check and not attribute.null:
@@ -976,6 +1012,22 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         if not plan.fields and not plan.nested:
             return
         runtime = self._stash_runtime(self._stash_raw_keyring(attribute_values))
+        names: Optional[List[str]] = [] if _audit.wanted() else None
+        keys: List[str] = []
+        try:
+            self._stash_decrypt(plan, runtime, attribute_values, values, names, keys)
+        except StashError as error:
+            if names is not None:
+                _audit.record("decrypt", type(self).__name__, runtime.table, names, keys, outcome=error.code)
+            raise
+        if names:
+            _audit.record("decrypt", type(self).__name__, runtime.table, names, keys)
+
+    def _stash_decrypt(
+        self, plan: _Plan, runtime: _Runtime, attribute_values: Dict[str, Dict[str, Any]], values: Dict[str, Any],
+        names: Optional[List[str]], keys: List[str],
+    ) -> None:
+        """Decrypt the item's encrypted values into ``values``; name them in ``names`` when auditing."""
         item_key: Optional[bytes] = None
         for name, _, stored, map_class, is_list in plan.nested:
             stored_value = attribute_values.get(stored)
@@ -984,6 +1036,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if item_key is None:
                 item_key = plan.item_key(attribute_values)
             values[name] = _open_nested(runtime, map_class, is_list, stored_value, stored, item_key)
+            if names is not None:
+                names.append(name)
         for field in runtime.fields:
             digest = None
             if field.hmac is not None and field.hmac_python is not None:
@@ -1000,6 +1054,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if item_key is None:
                 item_key = plan.item_key(attribute_values)
             values[field.name] = field.open(stored_value, item_key, digest)
+            if names is not None:
+                names.append(field.name)
+                blob = stored_value[BINARY]
+                keys.append(blob[2 : 2 + blob[1]].decode("ascii"))
         for name, compound in self._stash_compounds.items():
             stored_compound = values.get(name)
             if stored_compound is None or all(getattr(self, part) is None for part in compound.parts):
@@ -1063,9 +1121,40 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         :raises UnsupportedQueryError: for an action on a stored ``__source``/``__hmac`` name, or one
             that belongs to another model.
         """
-        return super().update(
-            self._stash_expand(actions), condition, add_version_condition=add_version_condition
-        )
+        with self._stash_operation():
+            return super().update(
+                self._stash_expand(actions), condition, add_version_condition=add_version_condition
+            )
+
+    def save(self, condition: Optional[Condition] = None, *, add_version_condition: bool = True) -> Dict[str, Any]:
+        with self._stash_operation():
+            return super().save(condition, add_version_condition=add_version_condition)
+
+    def delete(self, condition: Optional[Condition] = None, *, add_version_condition: bool = True) -> Any:
+        with self._stash_operation():
+            return super().delete(condition, add_version_condition=add_version_condition)
+
+    def refresh(self, consistent_read: bool = False) -> None:
+        with self._stash_operation():
+            super().refresh(consistent_read)
+
+    @classmethod
+    def _stash_scope(cls) -> _audit.Scope:
+        table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+        return _audit.Scope(cls.__name__, str(table or ""))
+
+    @classmethod
+    def _stash_audited(cls, results: ResultIterator[_M]) -> ResultIterator[_M]:
+        """The same results, whose decryption becomes one audit event when the iteration ends."""
+        results.__class__ = _AuditedResults
+        results._stash_reads = cls._stash_scope()  # type: ignore[attr-defined]
+        return results
+
+    @classmethod
+    def _stash_operation(cls) -> Any:
+        """One model operation for the audit trail: its work becomes one event per kind."""
+        table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+        return _audit.operation(cls.__name__, str(table or ""))
 
     def get_update_kwargs_from_instance(
         self,
@@ -1131,6 +1220,12 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 expanded.append(SetAction(Path([*path[:-1], field.hmac]), Value({STRING: digest})))
         if self._stash_compounds:
             expanded += self._stash_compound_actions(actions)
+        written = [
+            ".".join(action.attribute.attr_path).replace(SOURCE_SUFFIX, "") for action in actions
+            if isinstance(action, PendingEncryptedAction) and action.value is not None
+        ]
+        if written and _audit.wanted():
+            _audit.record("encrypt", type(self).__name__, runtime.table, written, (runtime.keyring.primary_key_id,))
         return expanded
 
     def _stash_compound_actions(self, actions: List[Action]) -> List[Action]:
@@ -1258,9 +1353,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         consistent_read: bool = False,
         attributes_to_get: Optional[Sequence[str]] = None,
     ) -> _M:
-        return super().get(
-            hash_key, range_key, consistent_read, attributes_to_get=cls._stash_projection(attributes_to_get)
-        )
+        with cls._stash_operation():
+            return super().get(
+                hash_key, range_key, consistent_read, attributes_to_get=cls._stash_projection(attributes_to_get)
+            )
 
     @classmethod
     def batch_get(
@@ -1280,17 +1376,34 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """
         projection = cls._stash_projection(attributes_to_get)
         unique: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
-        for item in items:  # once per stored key: two spellings may normalize to one HMAC
-            key = cls._stash_batch_key(item)
-            unique.setdefault(tuple(sorted((name, repr(value)) for name, value in key.items())), key)
+        with cls._stash_operation():
+            for item in items:  # once per stored key: two spellings may normalize to one HMAC
+                key = cls._stash_batch_key(item)
+                unique.setdefault(tuple(sorted((name, repr(value)) for name, value in key.items())), key)
         keys = list(unique.values())
+        reads = cls._stash_scope()
+        try:
+            yield from cls._stash_batch_pages(keys, consistent_read, projection, reads)
+        finally:
+            reads.close()
+
+    @classmethod
+    def _stash_batch_pages(
+        cls: type[_M], keys: List[Dict[str, Any]], consistent_read: Optional[bool], projection: Any,
+        reads: _audit.Scope,
+    ) -> Iterator[_M]:
         for start in range(0, len(keys), BATCH_GET_PAGE_LIMIT):
             pending = keys[start : start + BATCH_GET_PAGE_LIMIT]
             attempts = 0
             while pending:
                 page, unprocessed = cls._batch_get_page(pending, consistent_read, projection)  # type: ignore[no-untyped-call]
                 for raw in page:
-                    yield cls.from_raw_data(raw)
+                    token = _audit.current_scope.set(reads)  # reset before yielding: a generator shares the
+                    try:  # caller's context
+                        item = cls.from_raw_data(raw)
+                    finally:
+                        _audit.current_scope.reset(token)
+                    yield item
                 if not unprocessed:
                     break
                 attempts += 1
@@ -1340,20 +1453,23 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             field = getattr(key_attribute, "field", None)
             if field is not None and field.truncated:
                 exact.append((field, (hash_key,)))
-        results = super().query(
-            hash_key,
-            range_key_condition,
-            filter_condition,
-            consistent_read,
-            index_name,
-            scan_index_forward,
-            None if exact else limit,
-            last_evaluated_key,
-            cls._stash_projection(attributes_to_get),
-            page_size or (limit if exact else None),
-            rate_limit,
-        )
-        return ExactResults(cls, results, exact, limit) if exact else results  # type: ignore[return-value]
+        with cls._stash_operation():  # hashing the key and the conditions
+            results = super().query(
+                hash_key,
+                range_key_condition,
+                filter_condition,
+                consistent_read,
+                index_name,
+                scan_index_forward,
+                None if exact else limit,
+                last_evaluated_key,
+                cls._stash_projection(attributes_to_get),
+                page_size or (limit if exact else None),
+                rate_limit,
+            )
+        if exact:
+            return ExactResults(cls, results, exact, limit)  # type: ignore[return-value]
+        return cls._stash_audited(results) if _audit.settings.enabled else results
 
     @classmethod
     def scan(
@@ -1383,7 +1499,9 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             rate_limit,
             cls._stash_projection(attributes_to_get),
         )
-        return ExactResults(cls, results, exact, limit) if exact else results  # type: ignore[return-value]
+        if exact:
+            return ExactResults(cls, results, exact, limit)  # type: ignore[return-value]
+        return cls._stash_audited(results) if _audit.settings.enabled else results
 
     @classmethod
     def count(
@@ -1402,9 +1520,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             field = getattr(cls._indexes[index_name]._hash_key_attribute(), "field", None)  # type: ignore[no-untyped-call]
             exact += [(field, (hash_key,))] if field is not None and field.truncated else []
         if not exact:
-            return super().count(
-                hash_key, range_key_condition, filter_condition, consistent_read, index_name, limit, rate_limit
-            )
+            with cls._stash_operation():
+                return super().count(
+                    hash_key, range_key_condition, filter_condition, consistent_read, index_name, limit, rate_limit
+                )
         matches = cls.query(
             hash_key, range_key_condition, filter_condition, consistent_read, index_name,
             limit=limit, rate_limit=rate_limit,

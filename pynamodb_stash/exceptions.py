@@ -17,6 +17,8 @@ an HMAC or key material, so they are safe to log.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 __all__ = [
     "ConfigurationError",
     "DecryptionError",
@@ -40,6 +42,7 @@ class StashError(Exception):
         super().__init__(message)
         if code is not None:
             self.code = code
+        report_error(self)
 
 
 class ConfigurationError(StashError):
@@ -90,3 +93,22 @@ class UnsupportedQueryError(StashError):
     """
 
     code = "unsupported_query"
+
+
+error_handler: Optional[Callable[[BaseException], None]] = None
+"""Set by ``configure(error_handler=...)``: sees every StashError as it is raised, and sink failures."""
+
+
+def report_error(error: BaseException) -> None:
+    """Hand ``error`` to the configured error handler; a failing handler is ignored (and logged)."""
+    handler = error_handler
+    if handler is None:
+        return
+    try:
+        handler(error)
+    except Exception as failure:
+        import logging
+
+        logging.getLogger("pynamodb_stash").warning("pynamodb-stash: the error handler failed (%s)",
+                                                     type(failure).__name__)
+
