@@ -14,6 +14,7 @@ from ._attributes import (
     HmacDigest,
 )
 from ._crypto import Key
+from ._audit import AuditEvent, audit
 from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
 from ._keyring import Keyring, KeyringSource, TenantKeyrings, configure, lock_context, tenant
 from ._model import EncryptedModel
@@ -30,6 +31,7 @@ from .exceptions import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditEvent",
     "CompoundHmacAttribute",
     "ConfigurationError",
     "DecryptionError",
@@ -49,6 +51,7 @@ __all__ = [
     "StashError",
     "TenantKeyrings",
     "UnsupportedQueryError",
+    "audit",
     "bulk_decrypt_items",
     "bulk_encrypt_items",
     "configure",

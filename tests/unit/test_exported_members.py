@@ -11,6 +11,7 @@ from pynamodb_stash import exceptions
 
 # DESIGN.md "Public API (contract)" plus the documented helpers HmacDigest and Key.
 EXPECTED = [
+    "AuditEvent",
     "CompoundHmacAttribute",
     "ConfigurationError",
     "DecryptionError",
@@ -30,6 +31,7 @@ EXPECTED = [
     "StashError",
     "TenantKeyrings",
     "UnsupportedQueryError",
+    "audit",
     "bulk_decrypt_items",
     "bulk_encrypt_items",
     "configure",
