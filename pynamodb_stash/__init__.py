@@ -13,8 +13,8 @@ from ._attributes import (
     HmacAttribute,
     HmacDigest,
 )
-from ._crypto import Key
 from ._audit import AuditEvent, audit
+from ._crypto import Key
 from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
 from ._keyring import Keyring, KeyringSource, TenantKeyrings, configure, lock_context, tenant
 from ._model import EncryptedModel

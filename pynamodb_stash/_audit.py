@@ -15,7 +15,7 @@ import time
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple, Union
 
 AUDIT_LOGGER = "pynamodb_stash.audit"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -29,7 +29,7 @@ class AuditSink(Protocol):
 class AuditEvent:
     """One audit event. ``as_dict()`` gives its JSON form (the schema in docs/audit.md)."""
 
-    __slots__ = ("time", "operation", "model", "table", "attributes", "key_ids", "items", "outcome",
+    __slots__ = ("time", "operation", "model", "table", "_attributes", "_key_ids", "items", "outcome",
                  "duration_ms", "metadata")
 
     def __init__(
@@ -40,12 +40,21 @@ class AuditEvent:
         self.operation = operation
         self.model = model
         self.table = table
-        self.attributes = tuple(sorted(set(attributes)))
-        self.key_ids = tuple(sorted(set(key_ids)))
+        self._attributes = attributes
+        self._key_ids = key_ids
         self.items = items
         self.outcome = outcome
         self.duration_ms = duration_ms
         self.metadata = metadata
+
+    @property
+    def attributes(self) -> Tuple[str, ...]:
+        """The attribute names touched, sorted (computed when read: events are cheap to make)."""
+        return tuple(sorted(set(self._attributes)))
+
+    @property
+    def key_ids(self) -> Tuple[str, ...]:
+        return tuple(sorted(set(self._key_ids)))
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -78,8 +87,11 @@ class LoggingSink:
         self.logger = logger or logging.getLogger(AUDIT_LOGGER)
 
     def emit(self, event: AuditEvent) -> None:
-        if self.logger.isEnabledFor(logging.INFO):
-            self.logger.info("%s", _Lazy(event))
+        logger = self.logger
+        if logger.isEnabledFor(logging.INFO):
+            # makeRecord + handle, not info(): info() walks the stack to find its caller, on every event.
+            record = logger.makeRecord(logger.name, logging.INFO, "pynamodb_stash", 0, "%s", (_Lazy(event),), None)
+            logger.handle(record)
 
 
 class _Lazy:
