@@ -16,13 +16,14 @@ import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Tuple, TypeVar, Union, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Tuple, TypeVar, Union, cast, overload
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
 from pynamodb.constants import BINARY, STRING
 from pynamodb.expressions.condition import Comparison, In
 from pynamodb.expressions.operand import Path, Value, _Size
 from pynamodb.expressions.update import Action
+from typing_extensions import Literal
 
 from ._codecs import Codec, codec_for, safe_reason
 from .exceptions import ConfigurationError, EncryptionError, UnsupportedQueryError
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ._model import EncryptedModel
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 _A = TypeVar("_A", bound=Attribute[Any])
 
 SOURCE_SUFFIX = "__source"
@@ -187,9 +189,37 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
 
     attr_type = BINARY
 
+    @overload
+    def __init__(
+        self: EncryptedAttribute[Optional[_V]],
+        type_: type[_V] | Attribute[_V],
+        *,
+        equality: bool | Equality = ...,
+        hash_key: bool = ...,
+        range_key: bool = ...,
+        null: Literal[True],
+        attr_name: str | None = ...,
+        hmac_scope: str | None = ...,
+        identity_bound: bool = ...,
+    ) -> None: ...
+
+    @overload
     def __init__(
         self,
-        type_: type[_T] | Attribute[_T] = str,  # type: ignore[assignment]
+        type_: type[_T] | Attribute[_T] = ...,
+        *,
+        equality: bool | Equality = ...,
+        hash_key: bool = ...,
+        range_key: bool = ...,
+        null: Literal[False] | None = ...,
+        attr_name: str | None = ...,
+        hmac_scope: str | None = ...,
+        identity_bound: bool = ...,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        type_: Any = str,
         *,
         equality: bool | Equality = False,
         hash_key: bool = False,
@@ -239,7 +269,8 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
     def hmac_input(self, value: Any, encoded: bytes | None = None) -> bytes:
         """The bytes hashed for ``value``: normalized as the equality index says, then canonical.
 
-        :raises TypeError, ValueError: if ``value`` is not of the declared type (the message omits it).
+        :raises TypeError: if ``value`` is not of the declared type (the message omits it).
+        :raises ValueError: if it cannot be encoded.
         """
         if not self._normalizers:
             return self.codec.hmac_input(value, encoded)
