@@ -8,7 +8,8 @@ Every error is a :class:`StashError` with a stable :attr:`~StashError.code`, so 
     ├── EncryptionError         a value could not be encrypted (wrong type, ...)
     ├── DecryptionError         a stored value is not authentic, or not for this item/attribute/table
     ├── KeyProviderError        a key store or AWS KMS refused or failed
-    │   └── KeyNotFoundError    a ciphertext names a key id the keyring does not hold (or retired)
+    │   └── KeyNotFoundError    a ciphertext names a key id the keyring does not hold (or retired);
+    │                           also a DecryptionError
     └── UnsupportedQueryError   an operator or update action that cannot work on ciphertext
 
 Messages name the model, the attribute and the key id. They never contain a plaintext, a ciphertext,
@@ -77,10 +78,11 @@ class KeyProviderError(StashError):
     code = "key_provider_error"
 
 
-class KeyNotFoundError(KeyProviderError):
+class KeyNotFoundError(KeyProviderError, DecryptionError):
     """A ciphertext names a key id that the keyring does not hold, or holds as retired.
 
-    The message names the key id (and its status).
+    It is also a :class:`DecryptionError`: the value cannot be read, as for any other failure to
+    decrypt. The message names the key id (and its status).
     """
 
     code = "key_not_found"

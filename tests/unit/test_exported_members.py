@@ -127,6 +127,9 @@ def test_error_code_can_be_overridden_per_instance() -> None:
     assert exceptions.DecryptionError("x").code == "decryption_failed"
 
 
-def test_key_not_found_is_not_a_decryption_error() -> None:
-    """A missing key is a configuration/rotation state, distinct from tampering."""
-    assert not issubclass(exceptions.KeyNotFoundError, exceptions.DecryptionError)
+def test_key_not_found_is_a_decryption_failure_with_its_own_code() -> None:
+    """A value whose key is missing cannot be read (``except DecryptionError`` catches it), yet its code and
+    class tell a rotation or configuration state apart from tampering."""
+    assert issubclass(exceptions.KeyNotFoundError, exceptions.DecryptionError)
+    assert issubclass(exceptions.KeyNotFoundError, exceptions.KeyProviderError)
+    assert exceptions.KeyNotFoundError.code != exceptions.DecryptionError.code
