@@ -452,6 +452,32 @@ class _Runtime(NamedTuple):
     """Every encrypted field by its path, those inside EncryptedMapAttributes included."""
 
 
+MAX_ITEM_SIZE = 400 * 1024
+
+
+def item_size(item: Dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: UTF-8 names plus values (numbers about 1 byte per 2 digits,
+    plus 1; a map or list 3 bytes plus its members, as for nested names and values)."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Dict[str, Any]) -> int:
+    (kind, data), = value.items()
+    if kind == STRING:
+        return len(data.encode())
+    if kind == BINARY:
+        return len(data)
+    if kind == NUMBER:
+        return (len(data.lstrip("-").replace(".", "")) + 1) // 2 + 1
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + _value_size(inner) for name, inner in data.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(inner) for inner in data)
+    if kind in ("SS", "BS", "NS"):
+        return sum(len(member.encode()) if isinstance(member, str) else len(member) for member in data)
+    return 1  # BOOL, NULL
+
+
 def _positions(indices: Tuple[int, ...]) -> bytes:
     # List positions of a value inside ListAttribute(of=EncryptedMapAttribute), bound into its AAD.
     return b"" if not indices else b"I" + b"".join(i.to_bytes(4, "big") for i in indices)
@@ -962,6 +988,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
         runtime = self._stash_runtime(self._stash_instance_keyring(EncryptionError))
         pending = []
+        encrypted = 0
         for field in runtime.fields:
             value = values.get(field.name)
             if value is None:
@@ -975,6 +1002,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if digest is not None:
                 item[field.hmac] = {STRING: digest}  # type: ignore[index]
             pending.append((field, plaintext, digest))
+            encrypted += len(plaintext)
         nested = [(stored, cls, is_list, getattr(self, name)) for name, _, stored, cls, is_list in plan.nested]
         if not pending and all(value is None for *_, value in nested):
             return item
@@ -993,6 +1021,19 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     raise AttributeNullError(name)
                 continue
             item[stored] = _seal_nested(runtime, map_class, is_list, value, stored, item_key, null_check)
+        # Encryption adds ~41 bytes a value; the size is worth counting only when encrypted values are
+        # large (counting costs ~5% of a small item's round trip). Otherwise DynamoDB's own check applies.
+        size = item_size(item) if encrypted > 32 * 1024 or (plan.nested and nested) else 0
+        if size > MAX_ITEM_SIZE:
+            sizes = {field.name: item_size({field.source: item[field.source]}) for field, _, _ in pending}
+            largest = max(sizes, key=sizes.__getitem__) if sizes else "none"
+            growth = sum(sizes.values()) - encrypted
+            raise EncryptionError(
+                f"{type(self).__name__}: the item would be {size} bytes once encrypted (encryption adds "
+                f"{growth}), over DynamoDB's {MAX_ITEM_SIZE} (400 KB); its largest encrypted attribute is "
+                f"{largest} ({sizes.get(largest, 0)} bytes)",
+                code="item_too_large",
+            )
         return item
 
     def _container_deserialize(self, attribute_values: Dict[str, Dict[str, Any]]) -> None:
