@@ -40,12 +40,14 @@ def main() -> None:
     for number, (model_name, values) in enumerate(vm.VALUES):
         with _crypto.fixed_nonces(nonces(f"valid/{number}")):
             raw = current[model_name](**values).serialize()
+        decoded = current[model_name].from_raw_data(raw)  # nested maps compare as the maps they decode to
         valid.append({
             "model": model_name,
             "keyring": "current",
             "nonces": f"valid/{number}",
             "raw": vm.raw_to_json(raw),
-            "expected": {name: vm.to_json_value(value) for name, value in values.items()},
+            "expected": {name: vm.to_json_value(getattr(decoded, name) if model_name == "NestedItem" else value)
+                         for name, value in values.items()},
         })
     with _crypto.fixed_nonces(nonces("valid/old")):
         raw = old["KeyedItem"](email="bob@example.com", seq=7, note="written under k1").serialize()
@@ -80,6 +82,15 @@ def main() -> None:
                         "raw": vm.raw_to_json(raw), "error": error})
     invalid.append({"model": "KeyedItem", "keyring": "old", "why": "written under k2, read with a keyring of k1 only",
                     "raw": valid[3]["raw"], "error": "KeyNotFoundError"})
+    nested = vm.raw_from_json(valid[5]["raw"])
+    first, second = nested["history"]["L"]
+    swapped = {**nested, "history": {"L": [second, first]}}
+    moved = copy.deepcopy(nested)
+    moved["profile"]["M"]["address"]["M"]["street__source"] = first["M"]["street__source"]
+    moved["profile"]["M"]["address"]["M"]["street__hmac"] = first["M"]["street__hmac"]
+    for why, raw in {"list elements swapped": swapped, "a list element's value moved into a map": moved}.items():
+        invalid.append({"model": "NestedItem", "keyring": "current", "why": why,
+                        "raw": vm.raw_to_json(raw), "error": "DecryptionError"})
 
     out = {"format_version": _crypto.FORMAT_VERSION, "valid": valid, "invalid": invalid}
     target = HERE / f"v{_crypto.FORMAT_VERSION}.json"

@@ -27,7 +27,7 @@ def load(kind: str) -> List[Any]:
 
 def test_vector_files_exist() -> None:
     assert [path.name for path in FILES][:1] == ["v1.json"]
-    assert len(load("valid")) >= 6 and len(load("invalid")) >= 13
+    assert len(load("valid")) >= 7 and len(load("invalid")) >= 15
 
 
 @pytest.mark.parametrize("vector", load("valid"))

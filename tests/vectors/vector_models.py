@@ -11,9 +11,15 @@ from decimal import Decimal
 from typing import Any, Dict, Tuple
 from zoneinfo import ZoneInfo
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
 
-from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring
+from pynamodb_stash import EncryptedAttribute, EncryptedMapAttribute, EncryptedModel, Keyring
 
 ENCRYPTION_KEY = bytes(range(32))
 INDEX_KEY = bytes(range(32, 64))
@@ -60,7 +66,28 @@ def models(ring: Keyring) -> Dict[str, type]:
         seq = NumberAttribute(range_key=True)
         note = EncryptedAttribute(str)
 
-    return {"TypedItem": TypedItem, "KeyedItem": KeyedItem}
+    class NestedItem(EncryptedModel):
+        class Meta:
+            table_name = "vectors-nested"
+            host = "http://127.0.0.1:1"
+            keyring = ring
+
+        pk = UnicodeAttribute(hash_key=True)
+        profile = Profile(null=True)
+        history = ListAttribute(of=Address, null=True)
+
+    return {"TypedItem": TypedItem, "KeyedItem": KeyedItem, "NestedItem": NestedItem}
+
+
+class Address(EncryptedMapAttribute):
+    street = EncryptedAttribute(str, equality=True)
+    city = UnicodeAttribute(null=True)
+
+
+class Profile(EncryptedMapAttribute):
+    ssn = EncryptedAttribute(str, equality=True, null=True)
+    born = EncryptedAttribute(date, null=True)
+    address = Address(null=True)
 
 
 VALUES: Tuple[Tuple[str, Dict[str, Any]], ...] = (
@@ -94,11 +121,22 @@ VALUES: Tuple[Tuple[str, Dict[str, Any]], ...] = (
     }),
     ("KeyedItem", {"email": "alice@example.com", "seq": 1, "note": "hash key is an HMAC"}),
     ("KeyedItem", {"email": "alice@example.com", "seq": 2.5, "note": "range key is a float"}),
+    ("NestedItem", {
+        "pk": "nested",
+        "profile": {"ssn": "123-45-6789", "born": date(1990, 5, 17),
+                    "address": {"street": "1 Main St", "city": "Springfield"}},
+        "history": [{"street": "9 Old Rd", "city": "Shelbyville"}, {"street": "7 Elm Ct"}],
+    }),
 )
 
 
 def to_json_value(value: Any) -> Any:
     """A typed, exact JSON form of an attribute value, for comparing what the vectors decrypt to."""
+    if isinstance(value, MapAttribute):
+        return {"map": {k: to_json_value(v) for k, v in sorted(value.attribute_values.items()) if v is not None
+                        and not k.endswith("__hmac")}}
+    if isinstance(value, list) and value and isinstance(value[0], MapAttribute):
+        return {"maps": [to_json_value(v) for v in value]}
     if isinstance(value, bool):
         return {"bool": value}
     if isinstance(value, int):
@@ -119,14 +157,19 @@ def to_json_value(value: Any) -> Any:
 
 
 def raw_to_json(raw: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    return {
-        name: {kind: base64.b64encode(data).decode() if kind == "B" else data for kind, data in value.items()}
-        for name, value in raw.items()
-    }
+    return {name: _av(value, encode=True) for name, value in raw.items()}
 
 
 def raw_from_json(raw: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    return {
-        name: {kind: base64.b64decode(data) if kind == "B" else data for kind, data in value.items()}
-        for name, value in raw.items()
-    }
+    return {name: _av(value, encode=False) for name, value in raw.items()}
+
+
+def _av(value: Dict[str, Any], *, encode: bool) -> Dict[str, Any]:
+    (kind, data), = value.items()
+    if kind == "B":
+        return {kind: base64.b64encode(data).decode() if encode else base64.b64decode(data)}
+    if kind == "M":
+        return {kind: {k: _av(v, encode=encode) for k, v in data.items()}}
+    if kind == "L":
+        return {kind: [_av(v, encode=encode) for v in data]}
+    return {kind: data}
