@@ -978,11 +978,18 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         plan = self._stash_plan()
         values = self.attribute_values
         item: Dict[str, Dict[str, Any]] = {}
-        for name, attribute, stored, _, direct, container in plan.plain:
+        for name, attribute, stored, attr_type, direct, container in plan.plain:
             value = values.get(name) if direct else getattr(self, name)
-            serialized = _serialize_plain(attribute, name, value, container, null_check)
-            if serialized is not None:
-                item[stored] = serialized
+            if value is None or container or type(value) is MapAttribute:
+                serialized = _serialize_plain(attribute, name, value, container, null_check)
+                if serialized is not None:
+                    item[stored] = serialized
+                continue
+            attr_value = attribute.serialize(value)  # the common case of _serialize_plain, inline: it is hot
+            if attr_value is not None:
+                item[stored] = {attr_type: attr_value}
+            elif null_check and not attribute.null:
+                raise AttributeNullError(name)
         if not plan.fields and not plan.nested:
             return item
 
