@@ -22,10 +22,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Dict, Generic, Iterable, List, Literal, Mapping, Optional, Tuple, TypeVar
 
-from pynamodb.attributes import Attribute, ListAttribute, NumberAttribute
+from pynamodb.attributes import Attribute, NumberAttribute
 
 from ._attributes import HMAC_SUFFIX, EncryptedAttribute, EncryptedMapAttribute, HmacAttribute
-from ._model import EncryptedModel, _open_nested, _seal_nested
+from ._model import EncryptedModel, _map_list, _nested_kind, _open_nested, _seal_nested
 from .exceptions import DecryptionError, EncryptionError, StashError
 
 Shape = Literal["auto", "dynamodb", "document"]
@@ -213,20 +213,12 @@ def _item_schema(model: type[EncryptedModel]) -> Tuple[Dict[str, Attribute[Any]]
             names.add(attribute.attr_name)
             if attribute.equality:
                 names.add(attribute.logical_name + HMAC_SUFFIX)
-        elif isinstance(attribute, EncryptedMapAttribute) or _map_list(attribute) is not None:
+        elif _nested_kind(attribute) is not None:
             found[attribute.attr_name] = attribute
             names.add(attribute.attr_name)
     cached = (found, frozenset(names))
     model._stash_item_schema = cached  # type: ignore[attr-defined]
     return cached
-
-
-def _map_list(attribute: Attribute[Any]) -> Optional[type[EncryptedMapAttribute]]:
-    if isinstance(attribute, ListAttribute):
-        element = attribute.element_type
-        if isinstance(element, type) and issubclass(element, EncryptedMapAttribute):
-            return element
-    return None
 
 
 def _stored_class(

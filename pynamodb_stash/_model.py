@@ -487,6 +487,11 @@ def _nested_kind(attribute: Attribute[Any]) -> Optional[type[EncryptedMapAttribu
     """The map class of an EncryptedMapAttribute, or of a list of them; None for anything else."""
     if isinstance(attribute, EncryptedMapAttribute):
         return type(attribute)
+    return _map_list(attribute)
+
+
+def _map_list(attribute: Attribute[Any]) -> Optional[type[EncryptedMapAttribute]]:
+    """The element class of a ``ListAttribute(of=EncryptedMapAttribute)``; None for anything else."""
     if isinstance(attribute, ListAttribute):
         element = attribute.element_type
         if isinstance(element, type) and issubclass(element, EncryptedMapAttribute):
