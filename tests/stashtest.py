@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 import base64
+import traceback
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import Binary
 from pynamodb.attributes import UnicodeAttribute
 
 from pynamodb_stash import EncryptedModel, Keyring
@@ -172,3 +175,83 @@ def secret_forms(*secrets: bytes, min_length: int = 0) -> list[str]:
             secret.decode("latin-1"),
         ]
     return [form for form in forms if len(form) >= min_length]
+
+
+# -- raw items: DynamoDB JSON, document values, exports --------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def exported(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as JSON text holds it (S3 export, Lambda event): B and BS as base64 text."""
+
+    def convert(av: dict[str, Any]) -> dict[str, Any]:
+        ((kind, value),) = av.items()
+        if kind == "B":
+            return {"B": b64(bytes(value))}
+        if kind == "BS":
+            return {"BS": [b64(bytes(v)) for v in value]}
+        if kind == "M":
+            return {"M": {k: convert(v) for k, v in value.items()}}
+        if kind == "L":
+            return {"L": [convert(v) for v in value]}
+        return av
+
+    return {name: convert(av) for name, av in item.items()}
+
+
+def av_to_doc(av: dict[str, Any]) -> Any:
+    """What a boto3 resource Table holds for an attribute value: Decimal, Binary, sets (exact numbers)."""
+    ((kind, value),) = av.items()
+    if kind == "N":
+        return Decimal(value)
+    if kind == "B":
+        return Binary(value)
+    if kind == "SS":
+        return set(value)
+    if kind == "NS":
+        return {Decimal(v) for v in value}
+    if kind == "BS":
+        return {Binary(v) for v in value}
+    if kind == "M":
+        return {k: av_to_doc(v) for k, v in value.items()}
+    if kind == "L":
+        return [av_to_doc(v) for v in value]
+    if kind == "NULL":
+        return None
+    return value
+
+
+def json_to_av(value: Any) -> dict[str, Any]:
+    """A JSON value (dict/list field content) as DynamoDB JSON."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list):
+        return {"L": [json_to_av(v) for v in value]}
+    return {"M": {k: json_to_av(v) for k, v in value.items()}}
+
+
+def error_text(error: BaseException) -> str:
+    return "\n".join([str(error), repr(error), *map(str, error.args), *traceback.format_exception(error)])
+
+
+def assert_clean(error: BaseException, *secrets: str | bytes) -> None:
+    """Neither the message, the args nor the printed traceback holds a secret, in any common encoding."""
+    text = error_text(error)
+    for secret in secrets:
+        raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+        forms = {raw.decode("utf-8", "replace"), raw.hex(), b64(raw), repr(raw)}
+        if len(raw) > 12:  # a ciphertext: any distinctive slice of it
+            forms |= {raw[-12:].hex(), repr(raw[-12:])[2:-1], b64(raw[-12:])}
+        for form in forms:
+            assert form not in text, f"{form!r} appears in the error {text!r}"

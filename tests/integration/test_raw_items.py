@@ -13,10 +13,7 @@ so images are built from ``get_item`` responses, which are what a stream record'
 
 from __future__ import annotations
 
-import base64
 import json
-import traceback
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -24,6 +21,7 @@ from typing import Any
 
 import boto3
 import pytest
+import stashtest
 from boto3.dynamodb.types import Binary
 from pynamodb.attributes import (
     DiscriminatorAttribute,
@@ -34,6 +32,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from stashtest import assert_no_plaintext, av_to_doc, exported, json_to_av, unique
 
 from pynamodb_stash import (
     DecryptionError,
@@ -58,110 +57,9 @@ MARKER = "zq-PLAINTEXT-MARKER-4410"
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def exported(item: dict[str, Any]) -> dict[str, Any]:
-    """An item as JSON text holds it (an S3 export line, a Lambda event): B/BS as base64 text."""
-
-    def convert(av: dict[str, Any]) -> dict[str, Any]:
-        ((kind, value),) = av.items()
-        if kind == "B":
-            return {"B": b64(bytes(value))}
-        if kind == "BS":
-            return {"BS": [b64(bytes(v)) for v in value]}
-        if kind == "M":
-            return {"M": {k: convert(v) for k, v in value.items()}}
-        if kind == "L":
-            return {"L": [convert(v) for v in value]}
-        return av
-
-    return {name: convert(av) for name, av in item.items()}
-
-
-def av_to_doc(av: dict[str, Any]) -> Any:
-    """What a boto3 resource Table holds for an attribute value (numbers exact)."""
-    ((kind, value),) = av.items()
-    if kind == "N":
-        return Decimal(value)
-    if kind == "B":
-        return Binary(value)
-    if kind == "SS":
-        return set(value)
-    if kind == "NS":
-        return {Decimal(v) for v in value}
-    if kind == "BS":
-        return {Binary(v) for v in value}
-    if kind == "M":
-        return {k: av_to_doc(v) for k, v in value.items()}
-    if kind == "L":
-        return [av_to_doc(v) for v in value]
-    if kind == "NULL":
-        return None
-    return value
-
-
-def json_to_av(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    if isinstance(value, float):
-        return {"N": repr(value)}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, list):
-        return {"L": [json_to_av(v) for v in value]}
-    return {"M": {k: json_to_av(v) for k, v in value.items()}}
-
-
-def stored_blobs(item: dict[str, Any]) -> list[bytes]:
-    out: list[bytes] = []
-
-    def walk(av: Any) -> None:
-        for kind, value in av.items():
-            if kind == "B":
-                out.append(bytes(value))
-            elif kind in ("S", "N"):
-                out.append(str(value).encode())
-            elif kind in ("SS", "NS"):
-                out.extend(str(v).encode() for v in value)
-            elif kind == "BS":
-                out.extend(bytes(v) for v in value)
-            elif kind == "M":
-                for name, nested in value.items():
-                    out.append(name.encode())
-                    walk(nested)
-            elif kind == "L":
-                for nested in value:
-                    walk(nested)
-
-    for name, av in item.items():
-        out.append(name.encode())
-        walk(av)
-    return out
-
-
-def assert_no_plaintext(item: dict[str, Any], *secrets: str | bytes) -> None:
-    blobs = stored_blobs(item)
-    for secret in secrets:
-        needle = secret.encode() if isinstance(secret, str) else secret
-        assert not [blob for blob in blobs if needle in blob], f"{secret!r} stored in plaintext"
-
-
 def assert_clean(error: BaseException, *secrets: str | bytes) -> None:
-    text = "\n".join([str(error), repr(error), *traceback.format_exception(error)])
-    for secret in (MARKER, *secrets):
-        raw = secret.encode() if isinstance(secret, str) else secret
-        for form in {raw.decode("utf-8", "replace"), raw.hex(), b64(raw), repr(raw)}:
-            assert form not in text, f"{form!r} appears in the error"
+    """:func:`stashtest.assert_clean`, with this module's MARKER among the secrets."""
+    stashtest.assert_clean(error, MARKER, *secrets)
 
 
 # -- models -------------------------------------------------------------------------------------------

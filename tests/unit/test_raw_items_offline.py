@@ -9,15 +9,14 @@ hold no plaintext, ciphertext or HMAC.
 
 from __future__ import annotations
 
-import base64
 import socket
-import traceback
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
 import pytest
+import stashtest
 from boto3.dynamodb.types import Binary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +28,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from stashtest import assert_no_plaintext, av_to_doc, exported, json_to_av
 
 from pynamodb_stash import (
     DecryptionError,
@@ -157,28 +157,6 @@ class Invoice(Record, discriminator="invoice"):
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def exported(item: dict[str, Any]) -> dict[str, Any]:
-    """An item as JSON text holds it (S3 export, Lambda event): B and BS as base64 text."""
-
-    def convert(av: dict[str, Any]) -> dict[str, Any]:
-        ((kind, value),) = av.items()
-        if kind == "B":
-            return {"B": b64(bytes(value))}
-        if kind == "BS":
-            return {"BS": [b64(bytes(v)) for v in value]}
-        if kind == "M":
-            return {"M": {k: convert(v) for k, v in value.items()}}
-        if kind == "L":
-            return {"L": [convert(v) for v in value]}
-        return av
-
-    return {name: convert(av) for name, av in item.items()}
-
-
 def av_canon(av: Any) -> Any:
     """A DynamoDB attribute value in a form where equal values compare equal (numbers as Decimal)."""
     ((kind, value),) = av.items()
@@ -222,90 +200,9 @@ def doc_canon(value: Any) -> Any:
     raise AssertionError(f"unexpected document value type {type(value).__name__}")
 
 
-def av_to_doc(av: dict[str, Any]) -> Any:
-    """What a boto3 resource Table holds for an attribute value: Decimal, Binary, sets (exact numbers)."""
-    ((kind, value),) = av.items()
-    if kind == "N":
-        return Decimal(value)
-    if kind == "B":
-        return Binary(value)
-    if kind == "SS":
-        return set(value)
-    if kind == "NS":
-        return {Decimal(v) for v in value}
-    if kind == "BS":
-        return {Binary(v) for v in value}
-    if kind == "M":
-        return {k: av_to_doc(v) for k, v in value.items()}
-    if kind == "L":
-        return [av_to_doc(v) for v in value]
-    if kind == "NULL":
-        return None
-    return value
-
-
-def json_to_av(value: Any) -> dict[str, Any]:
-    """A JSON value (dict/list field content) as DynamoDB JSON."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    if isinstance(value, float):
-        return {"N": repr(value)}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, list):
-        return {"L": [json_to_av(v) for v in value]}
-    return {"M": {k: json_to_av(v) for k, v in value.items()}}
-
-
-def error_text(error: BaseException) -> str:
-    return "\n".join([str(error), repr(error), *map(str, error.args), *traceback.format_exception(error)])
-
-
 def assert_clean(error: BaseException, *secrets: str | bytes) -> None:
-    """Neither the message, the args nor the printed traceback holds a secret, in any common encoding."""
-    text = error_text(error)
-    for secret in (MARKER, *secrets):
-        raw = secret.encode("utf-8") if isinstance(secret, str) else secret
-        forms = {raw.decode("utf-8", "replace"), raw.hex(), b64(raw), repr(raw)}
-        if len(raw) > 12:  # a ciphertext: any distinctive slice of it
-            forms |= {raw[-12:].hex(), repr(raw[-12:])[2:-1], b64(raw[-12:])}
-        for form in forms:
-            assert form not in text, f"{form!r} appears in the error {text!r}"
-
-
-def stored_blobs(item: dict[str, Any]) -> list[bytes]:
-    out: list[bytes] = []
-
-    def walk(av: Any) -> None:
-        for kind, value in av.items():
-            if kind == "B":
-                out.append(bytes(value))
-            elif kind in ("S", "N"):
-                out.append(str(value).encode())
-            elif kind in ("SS", "NS"):
-                out.extend(str(v).encode() for v in value)
-            elif kind == "M":
-                for name, nested in value.items():
-                    out.append(name.encode())
-                    walk(nested)
-            elif kind == "L":
-                for nested in value:
-                    walk(nested)
-
-    for name, av in item.items():
-        out.append(name.encode())
-        walk(av)
-    return out
-
-
-def assert_no_plaintext(item: dict[str, Any], *secrets: str) -> None:
-    blobs = stored_blobs(item)
-    for secret in secrets:
-        assert not [blob for blob in blobs if secret.encode() in blob], f"{secret!r} stored in plaintext"
+    """:func:`stashtest.assert_clean`, with this module's MARKER among the secrets."""
+    stashtest.assert_clean(error, MARKER, *secrets)
 
 
 # -- stored layout and shapes ---------------------------------------------------------------------------
