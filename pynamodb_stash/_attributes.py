@@ -25,7 +25,7 @@ from pynamodb.expressions.operand import Path, Value, _Size
 from pynamodb.expressions.update import Action
 from typing_extensions import Literal
 
-from ._codecs import Codec, codec_for, safe_reason
+from ._codecs import Codec, codec_for
 from .exceptions import ConfigurationError, EncryptionError, UnsupportedQueryError
 
 if TYPE_CHECKING:
@@ -543,17 +543,7 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
         field = self.field
         if field is None or field.model is None:
             raise ConfigurationError(f"{self._describe()} is not bound to an encrypted attribute of a model")
-        model = field.model
-        try:
-            hashed = field.hmac_input(value)
-        except Exception as exc:  # a user normalizer may raise anything
-            raise EncryptionError(f"{model.__name__}.{field.python_name}: {safe_reason(exc)}") from None
-        hasher = model._stash_hasher(field)
-        from . import _audit
-
-        if _audit.wanted():
-            _audit.record("hmac", model.__name__, model._stash_table(), (field.python_name,), (hasher.key_id,))
-        return field.hmac_text(hasher.digest(hashed, field.hmac_size))
+        return field.model._stash_runtime().by_path[field.logical_name].digest(value)
 
     def deserialize(self, value: Any) -> HmacDigest:
         return HmacDigest(value)

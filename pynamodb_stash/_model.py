@@ -877,10 +877,6 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         return ("table", cls._stash_table(), path or field.logical_name)
 
     @classmethod
-    def _stash_hasher(cls, field: EncryptedAttribute[Any]) -> _crypto.FieldHasher:
-        return cls._stash_keyring().hasher(*cls._stash_hmac_scope(field))
-
-    @classmethod
     def _stash_plan(cls) -> _Plan:
         plan = cls.__dict__.get("_stash_plan_cache")
         if plan is None:
