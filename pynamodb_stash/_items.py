@@ -68,8 +68,9 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     raw, as_json = _to_dynamodb_item(item, shape, where, EncryptionError)
     model = _stored_class(model, raw, where, EncryptionError)
     fields = _top_level_encrypted(model)
+    aliases = _python_aliases(model)
     for name in raw:
-        if name in _python_aliases(model):  # it would pass through, in plaintext, beside the real name
+        if name in aliases:  # it would pass through, in plaintext, beside the real name
             raise EncryptionError(f"{where}: {name!r} is stored under another name; use that name in items")
     runtime = model._stash_runtime(model._stash_raw_keyring(raw, EncryptionError))
     stored = {name: value for name, value in raw.items() if name not in fields}
