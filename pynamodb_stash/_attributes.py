@@ -37,6 +37,7 @@ _A = TypeVar("_A", bound=Attribute[Any])
 
 SOURCE_SUFFIX = "__source"
 HMAC_SUFFIX = "__hmac"
+_NUMBERS = Context(prec=100)  # wider than DynamoDB's 38 digits: normalize() strips zeros, never rounds
 
 
 class HmacDigest(str):
@@ -735,9 +736,9 @@ class CompoundHmacAttribute(HmacAttribute):
                 else:
                     serialized = attribute.serialize(part)
                     if attribute.attr_type == "N":
-                        serialized = _canonical_number(serialized)  # DynamoDB returns "2" for "2.0"
+                        serialized = canonical_number(serialized)  # DynamoDB returns "2" for "2.0"
                     elif attribute.attr_type == "NS":
-                        serialized = sorted(_canonical_number(n) for n in serialized)
+                        serialized = sorted(canonical_number(n) for n in serialized)
                     elif attribute.attr_type in ("SS", "BS"):
                         serialized = sorted(serialized)  # sets have no order
                     data = attribute.attr_type.encode() + _canonical_json(serialized)
@@ -776,9 +777,13 @@ class CompoundHmacAttribute(HmacAttribute):
         Attribute.__set__(self, instance, value)
 
 
-def _canonical_number(text: str) -> str:
+def canonical_number(text: str) -> str:
+    """A number as DynamoDB returns it: ``"1"`` for a stored ``"1.0"``, ``"0"`` for ``"-0"``.
+
+    :raises decimal.InvalidOperation: if ``text`` is not a number.
+    """
     number = Decimal(text)
-    return "0" if number.is_zero() else str(number.normalize(Context(prec=100)))
+    return "0" if number.is_zero() else str(number.normalize(_NUMBERS))
 
 
 def _canonical_json(value: Any) -> bytes:

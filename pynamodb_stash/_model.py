@@ -18,7 +18,7 @@ import random
 import time
 from collections import deque
 from contextvars import ContextVar
-from decimal import Context, Decimal, InvalidOperation
+from decimal import InvalidOperation
 from typing import (
     Any,
     ClassVar,
@@ -77,6 +77,7 @@ from ._attributes import (
     HmacAttribute,
     HmacDigest,
     PendingEncryptedAction,
+    canonical_number,
     contains_encrypted,
     filtering_reads,
 )
@@ -92,7 +93,6 @@ from .exceptions import (
 )
 
 _M = TypeVar("_M", bound="EncryptedModel")
-_KEY_NUMBERS = Context(prec=100)
 _RESERVED_SUFFIXES = (SOURCE_SUFFIX, HMAC_SUFFIX)
 _PLAIN_ONLY = (VersionAttribute, TTLAttribute, DiscriminatorAttribute)
 
@@ -550,8 +550,7 @@ def encode_key_value(attr_type: str, value: Any) -> bytes:
         data = value.encode("utf-8")
     elif attr_type == NUMBER:
         try:
-            number = Decimal(value)  # DynamoDB keeps 38 significant digits, drops -0 and trailing zeros
-            data = b"0" if number.is_zero() else str(number.normalize(_KEY_NUMBERS)).encode("ascii")
+            data = canonical_number(value).encode("ascii")
         except InvalidOperation:
             data = str(value).encode("utf-8")
     else:
