@@ -329,12 +329,13 @@ def _rotation_actions(
         value = instance.attribute_values.get(name)
         if not stored or value is None:
             continue
-        ids = set(_nested_key_ids(stored))
+        current = set(_nested_key_ids(stored)) <= {primary}
+        if current and not rehash:
+            continue
         if item_key is None:
             item_key = instance._stash_item_key()
         fresh = _seal_nested(runtime, map_class, is_list, value, stored_name, item_key, True)
-        stale = rehash and set(_nested_hmacs(stored)) != set(_nested_hmacs(fresh))
-        if ids <= {primary} and not stale:
+        if current and set(_nested_hmacs(stored)) == set(_nested_hmacs(fresh)):
             continue
         actions.append(PresealedSet(Path([stored_name]), Value(fresh)))  # the whole map or list, re-sealed
         unchanged = Path([stored_name]) == Value(stored)
