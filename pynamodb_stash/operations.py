@@ -23,13 +23,14 @@ from dataclasses import field as dataclass_field
 from pathlib import Path as FilePath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from pynamodb.constants import BINARY, ITEM, KEY, NULL
+from pynamodb.constants import BINARY, ITEM, KEY, NULL, STRING
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
 
 from . import _crypto
+from ._attributes import HMAC_SUFFIX, SOURCE_SUFFIX
 from ._model import EncryptedModel, _seal_nested, reading_plaintext
 from .exceptions import ConfigurationError, StashError
 
@@ -118,7 +119,7 @@ def verify(
         except StashError as error:
             part.failures[error.code] += 1
             return
-        part.key_ids.update(_key_ids(model, raw))
+        part.key_ids.update(_key_ids(raw))
         part.unchanged += 1
 
     return _run(model, check, Report(), segments=segments, progress=progress)
@@ -329,13 +330,13 @@ def _rotation_actions(
         value = instance.attribute_values.get(name)
         if not stored or value is None:
             continue
-        current = set(_nested_key_ids(stored)) <= {primary}
+        current = set(_key_ids(stored)) <= {primary}
         if current and not rehash:
             continue
         if item_key is None:
             item_key = instance._stash_item_key()
         fresh = _seal_nested(runtime, map_class, is_list, value, stored_name, item_key, True)
-        if current and set(_nested_hmacs(stored)) == set(_nested_hmacs(fresh)):
+        if current and _hmacs(stored) == _hmacs(fresh):
             continue
         actions.append(PresealedSet(Path([stored_name]), Value(fresh)))  # the whole map or list, re-sealed
         unchanged = Path([stored_name]) == Value(stored)
@@ -352,29 +353,27 @@ def _runtime_of(instance: EncryptedModel) -> Any:
     return type(instance)._stash_runtime(instance._stash_instance_keyring(StashError))
 
 
-def _nested_key_ids(value: Any) -> Iterator[str]:
-    """Key ids of every ``__source`` inside a stored map or list, at any depth."""
+def _stored_values(value: Any, suffix: str, kind: str) -> Iterator[Tuple[str, Any]]:
+    """``(name, value)`` of every attribute named ``*suffix`` holding a ``kind`` value, in a stored item,
+    map or list, at any depth."""
     if isinstance(value, dict):
         for name, inner in value.items():
-            if name.endswith("__source") and isinstance(inner, dict) and BINARY in inner:
-                yield _crypto.read_key_id(inner[BINARY])
+            if name.endswith(suffix) and isinstance(inner, dict) and kind in inner:
+                yield name, inner[kind]
             else:
-                yield from _nested_key_ids(inner)
+                yield from _stored_values(inner, suffix, kind)
     elif isinstance(value, list):
         for inner in value:
-            yield from _nested_key_ids(inner)
+            yield from _stored_values(inner, suffix, kind)
 
 
-def _nested_hmacs(value: Any) -> Iterator[Tuple[str, str]]:
-    if isinstance(value, dict):
-        for name, inner in value.items():
-            if name.endswith("__hmac") and isinstance(inner, dict) and "S" in inner:
-                yield name, inner["S"]
-            else:
-                yield from _nested_hmacs(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _nested_hmacs(inner)
+def _key_ids(stored: Any) -> Iterator[str]:
+    """Key ids of every encrypted value in a stored item, map or list (nested and subclass fields too)."""
+    return (_crypto.read_key_id(blob) for _, blob in _stored_values(stored, SOURCE_SUFFIX, BINARY))
+
+
+def _hmacs(stored: Any) -> set[Tuple[str, str]]:
+    return set(_stored_values(stored, HMAC_SUFFIX, STRING))
 
 
 def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel) -> None:
@@ -389,7 +388,7 @@ def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedM
     put = connection.get_operation_kwargs(*args, **save)
     unchanged: Optional[Condition] = None
     for name, value in raw.items():
-        if name.endswith("__source"):
+        if name.endswith(SOURCE_SUFFIX):
             same = Path([name]) == Value(value)
             unchanged = same if unchanged is None else unchanged & same
     range_key = raw[plan.range_key[0]][plan.range_key[1]] if plan.range_key else None
@@ -399,11 +398,6 @@ def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedM
     connection.connection.transact_write_items(
         condition_check_items=[], delete_items=[delete], put_items=[put], update_items=[]
     )
-
-
-def _key_ids(model: type[EncryptedModel], raw: Dict[str, Any]) -> List[str]:
-    """Key ids of every encrypted value of the item, nested ones and subclass fields included."""
-    return list(_nested_key_ids(raw))
 
 
 def _nested_names(model: type[EncryptedModel]) -> set[str]:
