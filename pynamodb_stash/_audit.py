@@ -169,7 +169,7 @@ def wanted() -> bool:
 
 def record(
     operation: str, model: str, table: str, attributes: Iterable[str], key_ids: Iterable[str],
-    items: int = 1, outcome: str = "ok", started: Optional[float] = None,
+    items: int = 1, outcome: str = "ok",
 ) -> None:
     """Count work into the current operation, or emit it as an event of its own when there is none."""
     if not settings.enabled:
@@ -180,8 +180,7 @@ def record(
         if outcome != "ok":
             scope.outcome = outcome
         return
-    duration = 0.0 if started is None else (time.perf_counter() - started) * 1000
-    _emit(AuditEvent(operation, model, table, attributes, key_ids, items, outcome, duration, _metadata.get()))
+    _emit(AuditEvent(operation, model, table, attributes, key_ids, items, outcome, 0.0, _metadata.get()))
 
 
 @contextlib.contextmanager

@@ -237,8 +237,6 @@ _BUILTIN: dict[type, Codec[Any]] = {
 }
 _ATTRIBUTE_TAG = 12
 
-SUPPORTED_TYPES = tuple(_BUILTIN)
-
 
 def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
     """Use a PynamoDB attribute's own ``serialize``/``deserialize`` as the plaintext encoding."""
