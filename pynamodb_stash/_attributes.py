@@ -37,6 +37,7 @@ _A = TypeVar("_A", bound=Attribute[Any])
 
 SOURCE_SUFFIX = "__source"
 HMAC_SUFFIX = "__hmac"
+RESERVED_SUFFIXES = (SOURCE_SUFFIX, HMAC_SUFFIX)
 _NUMBERS = Context(prec=100)  # wider than DynamoDB's 38 digits: normalize() strips zeros, never rounds
 
 
@@ -620,28 +621,20 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
         super().__init_subclass__(**kwargs)
         for name, value in list(vars(cls).items()):
             where = f"{cls.__name__}.{name}"
-            if isinstance(value, Attribute) and not isinstance(value, EncryptedAttribute) and (
-                name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX)) or value.attr_name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX))
-            ):
-                raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
-            if isinstance(value, Attribute) and not isinstance(value, (EncryptedAttribute, EncryptedMapAttribute)):
+            if isinstance(value, Attribute) and not isinstance(value, EncryptedAttribute):
                 element = getattr(value, "element_type", None)
                 nested_list = isinstance(element, type) and issubclass(element, EncryptedMapAttribute)
-                if not nested_list and contains_encrypted(value):
-                    raise ConfigurationError(
-                        f"{where}: encrypted fields inside a plain {type(value).__name__} would be stored "
-                        "without their item; nested encryption needs EncryptedMapAttribute"
-                    )
+                if isinstance(value, EncryptedMapAttribute) or nested_list:
+                    check_plain_name(where, name, value)
+                else:
+                    check_plain_attribute(where, name, value)
             if not isinstance(value, EncryptedAttribute):
                 continue
             if value.is_hash_key or value.is_range_key:
                 raise ConfigurationError(f"{where}: DynamoDB cannot use a nested attribute as a key")
             if value.truncated:
                 raise ConfigurationError(f"{where}: truncated HMACs are for top-level attributes")
-            if value.logical_name.endswith((SOURCE_SUFFIX, HMAC_SUFFIX)):
-                raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
-            if any(mark in value.logical_name for mark in ".[]"):
-                raise ConfigurationError(f"{where}: an encrypted attribute's name has no '.', '[' or ']'")
+            check_encrypted_name(where, value.logical_name)
             if value.equality:
                 companion_name = name + HMAC_SUFFIX
                 if companion_name in vars(cls):
@@ -796,6 +789,32 @@ def _bytes_as_text(value: Any) -> str:
     if isinstance(value, (set, frozenset)):
         return repr(sorted(value))
     raise TypeError(type(value).__name__)
+
+
+def check_encrypted_name(where: str, logical: str) -> None:
+    """:raises ConfigurationError: if an encrypted attribute's stored base name is reserved or holds
+        a path separator (paths are bound into its ciphertexts)."""
+    if logical.endswith(RESERVED_SUFFIXES):
+        raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
+    if any(mark in logical for mark in ".[]"):
+        raise ConfigurationError(f"{where}: an encrypted attribute's name has no '.', '[' or ']'")
+
+
+def check_plain_name(where: str, name: str, attribute: Attribute[Any]) -> None:
+    """:raises ConfigurationError: if a plain attribute's Python or stored name ends in a reserved suffix."""
+    if name.endswith(RESERVED_SUFFIXES) or attribute.attr_name.endswith(RESERVED_SUFFIXES):
+        raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
+
+
+def check_plain_attribute(where: str, name: str, attribute: Attribute[Any]) -> None:
+    """:raises ConfigurationError: as :func:`check_plain_name`, or if a plain map or list declares encrypted
+        fields, which it would store without their item."""
+    check_plain_name(where, name, attribute)
+    if contains_encrypted(attribute):
+        raise ConfigurationError(
+            f"{where}: encrypted fields inside a plain {type(attribute).__name__} would be stored without "
+            "their item; nested encryption needs EncryptedMapAttribute"
+        )
 
 
 def contains_encrypted(attribute: Any, depth: int = 0) -> bool:

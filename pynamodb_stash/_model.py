@@ -68,6 +68,7 @@ from pynamodb.pagination import ResultIterator
 from . import _audit, _crypto
 from ._attributes import (
     HMAC_SUFFIX,
+    RESERVED_SUFFIXES,
     SOURCE_SUFFIX,
     CompoundHmacAttribute,
     EncryptedAttribute,
@@ -78,6 +79,8 @@ from ._attributes import (
     HmacDigest,
     PendingEncryptedAction,
     canonical_number,
+    check_encrypted_name,
+    check_plain_attribute,
     contains_encrypted,
     filtering_reads,
 )
@@ -93,7 +96,6 @@ from .exceptions import (
 )
 
 _M = TypeVar("_M", bound="EncryptedModel")
-_RESERVED_SUFFIXES = (SOURCE_SUFFIX, HMAC_SUFFIX)
 _PLAIN_ONLY = (VersionAttribute, TTLAttribute, DiscriminatorAttribute)
 
 
@@ -139,10 +141,7 @@ def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) 
         if (field.is_hash_key or field.is_range_key) and field.truncated:
             raise ConfigurationError(f"{where}: a truncated HMAC cannot be a table key (colliding items overwrite)")
         logical = field.declared_name or name
-        if logical.endswith(_RESERVED_SUFFIXES):
-            raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
-        if any(mark in logical for mark in ".[]"):  # they separate the paths bound into ciphertexts
-            raise ConfigurationError(f"{where}: an encrypted attribute's name has no '.', '[' or ']'")
+        check_encrypted_name(where, logical)
         companion_name = name + HMAC_SUFFIX
         if field.equality:
             existing = namespace.get(companion_name)
@@ -170,17 +169,6 @@ def _fresh_copy(field: EncryptedAttribute[Any]) -> EncryptedAttribute[Any]:
     return clone
 
 
-def _check_plain_attribute(model_name: str, name: str, attribute: Attribute[Any]) -> None:
-    where = f"{model_name}.{name}"
-    if attribute.attr_name.endswith(_RESERVED_SUFFIXES) or name.endswith(_RESERVED_SUFFIXES):
-        raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
-    if contains_encrypted(attribute):
-        raise ConfigurationError(
-            f"{where}: encrypted fields inside a plain {type(attribute).__name__} would be stored without "
-            "their item; nested encryption needs EncryptedMapAttribute"
-        )
-
-
 def _bind_schema(cls: type[EncryptedModel]) -> None:
     fields: Dict[str, EncryptedAttribute[Any]] = {}
     for name, attribute in cls.get_attributes().items():
@@ -188,7 +176,7 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
             attribute.model = cls
             fields[name] = attribute
         elif _nested_kind(attribute) is None and not isinstance(attribute, HmacAttribute):
-            _check_plain_attribute(cls.__name__, name, attribute)
+            check_plain_attribute(f"{cls.__name__}.{name}", name, attribute)
         elif _nested_kind(attribute) is not None and any(mark in attribute.attr_name for mark in ".[]"):
             raise ConfigurationError(f"{cls.__name__}.{name}: an encrypted map's name has no '.', '[' or ']'")
     for attribute in cls.get_attributes().values():
@@ -1325,7 +1313,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         ciphertexts, so no path into such a list is allowed.
         """
         segments = [segment.split("[", 1)[0] for segment in target.path]
-        if any(segment.endswith(_RESERVED_SUFFIXES) for segment in segments):
+        if any(segment.endswith(RESERVED_SUFFIXES) for segment in segments):
             return False
         plan = self._stash_plan()
         if segments[0] in {field.logical_name for field in plan.fields}:
