@@ -158,6 +158,11 @@ def _declare_companions(model_name: str, bases: Any, namespace: Dict[str, Any]) 
             namespace[companion_name] = companion
 
 
+def _logical_table(meta: Any) -> Any:
+    """The table name bound into ciphertexts and HMACs: ``logical_table_name``, else ``table_name``."""
+    return getattr(meta, "logical_table_name", None) or getattr(meta, "table_name", None)
+
+
 def _fresh_copy(field: EncryptedAttribute[Any]) -> EncryptedAttribute[Any]:
     clone = copy.copy(field)
     clone.attr_path = list(field.attr_path)
@@ -218,7 +223,7 @@ def _own_index(
     or models on several tables), while an HMAC depends on the model's table and keyring.
     """
     index_class = type(index)
-    table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+    table = _logical_table(cls.Meta)
     copies: Dict[str, Any] = {}
     for attr_name, attribute in index_class.Meta.attributes.items():
         where = f"{cls.__name__}: {index_class.__name__}.{attr_name}"
@@ -852,7 +857,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
     @classmethod
     def _stash_table(cls) -> str:
-        name = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+        name = _logical_table(cls.Meta)
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"{cls.__name__}.Meta needs a table_name")
         return name
@@ -883,7 +888,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             keyring is None
             and runtime is not None
             and getattr(meta, "keyring", None) is runtime.keyring
-            and (getattr(meta, "logical_table_name", None) or getattr(meta, "table_name", None)) == runtime.table
+            and _logical_table(meta) == runtime.table
         ):
             return runtime
         if keyring is None:
@@ -1176,7 +1181,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
     @classmethod
     def _stash_scope(cls) -> _audit.Scope:
-        table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+        table = _logical_table(cls.Meta)
         return _audit.Scope(cls.__name__, str(table or ""))
 
     @classmethod
@@ -1189,7 +1194,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     @classmethod
     def _stash_operation(cls) -> Any:
         """One model operation for the audit trail: its work becomes one event per kind."""
-        table = getattr(cls.Meta, "logical_table_name", None) or getattr(cls.Meta, "table_name", None)
+        table = _logical_table(cls.Meta)
         return _audit.operation(cls.__name__, str(table or ""))
 
     def get_update_kwargs_from_instance(
