@@ -683,6 +683,18 @@ class _AuditedResults(ResultIterator[_M]):
             _audit.current_scope.reset(token)
 
 
+def _from_raw_data_counted(model: type[_M], raw: Dict[str, Any], reads: _audit.Scope) -> _M:
+    """``model.from_raw_data(raw)``, its decryption counted into ``reads``.
+
+    The scope is current only during the call, never across a ``yield``: a generator shares its caller's context.
+    """
+    token = _audit.current_scope.set(reads)
+    try:
+        return model.from_raw_data(raw)
+    finally:
+        _audit.current_scope.reset(token)
+
+
 class ExactResults(Generic[_M]):
     """Query or scan results with the false positives of truncated HMACs dropped after decryption.
 
@@ -728,11 +740,7 @@ class ExactResults(Generic[_M]):
                 self._buffer.extend(page.get("Items", []))
                 continue
             raw = self._buffer.popleft()
-            reads = _audit.current_scope.set(self._reads)
-            try:
-                item = self._model.from_raw_data(raw)
-            finally:
-                _audit.current_scope.reset(reads)
+            item = _from_raw_data_counted(self._model, raw, self._reads)
             if self._matches(item):
                 self._total += 1
                 self._last = raw
@@ -1439,12 +1447,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             while pending:
                 page, unprocessed = cls._batch_get_page(pending, consistent_read, projection)  # type: ignore[no-untyped-call]
                 for raw in page:
-                    token = _audit.current_scope.set(reads)  # reset before yielding: a generator shares the
-                    try:  # caller's context
-                        item = cls.from_raw_data(raw)
-                    finally:
-                        _audit.current_scope.reset(token)
-                    yield item
+                    yield _from_raw_data_counted(cls, raw, reads)
                 if not unprocessed:
                     break
                 attempts += 1
