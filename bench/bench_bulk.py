@@ -11,11 +11,9 @@ ratio that bench_item.py prints.
 from __future__ import annotations
 
 import argparse
-import gc
-import time
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
-from bench_item import models, reference_item
+from bench_item import best_cpu, models, reference_item
 
 from pynamodb_stash import bulk_decrypt_items, bulk_encrypt_items
 
@@ -36,14 +34,8 @@ def main() -> None:
         raw["balance"] = {"N": raw["balance"]["N"]}
         documents.append(raw)
 
-    def best(run: Any) -> float:
-        fastest = float("inf")
-        for _ in range(args.rounds):
-            gc.collect()
-            start = time.process_time()
-            run()
-            fastest = min(fastest, (time.process_time() - start) / args.items)
-        return fastest
+    def best(run: Callable[[], object]) -> float:
+        return best_cpu(run, args.items, args.rounds)
 
     def plain_round_trip() -> None:
         for instance in plain_items:
