@@ -9,7 +9,6 @@ nothing the first run finished. A checkpoint file makes a long run resumable aft
 
 from __future__ import annotations
 
-import base64
 import contextvars
 import json
 import os
@@ -31,6 +30,7 @@ from pynamodb.expressions.update import Action, RemoveAction, SetAction
 
 from . import _crypto
 from ._attributes import HMAC_SUFFIX, SOURCE_SUFFIX
+from ._codecs import _from_json, _to_json
 from ._model import EncryptedModel, _seal_nested, reading_plaintext
 from .exceptions import ConfigurationError, StashError
 
@@ -529,21 +529,11 @@ class _Checkpoint:
 
 
 def _encode_key(key: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    if key is None:
-        return None
-    return {
-        name: {kind: base64.b64encode(value).decode() if kind == BINARY else value for kind, value in av.items()}
-        for name, av in key.items()
-    }
+    return None if key is None else {name: _to_json(av) for name, av in key.items()}
 
 
 def _decode_key(key: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    if key is None:
-        return None
-    return {
-        name: {kind: base64.b64decode(value) if kind == BINARY else value for kind, value in av.items()}
-        for name, av in key.items()
-    }
+    return None if key is None else {name: _from_json(av) for name, av in key.items()}
 
 
 class _RateLimiter:
