@@ -277,16 +277,9 @@ class KeyStore:
         try:
             result: Dict[str, Any] = getattr(self._kms, operation)(**kwargs)
             return result
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
+        except (ClientError, BotoCoreError) as exc:
             raise KeyProviderError(
-                f"AWS KMS {operation} failed for keyset {keyset!r} with KMS key {kms_key_id!r}: {code}",
-                code="kms_error",
-            ) from exc
-        except BotoCoreError as exc:
-            raise KeyProviderError(
-                f"AWS KMS {operation} failed for keyset {keyset!r} with KMS key {kms_key_id!r}: "
-                f"{type(exc).__name__}",
+                f"AWS KMS {operation} failed for keyset {keyset!r} with KMS key {kms_key_id!r}: {_aws_error(exc)}",
                 code="kms_error",
             ) from exc
 
@@ -295,12 +288,10 @@ class KeyStore:
             result: Dict[str, Any] = getattr(self._dynamodb, operation)(**kwargs)
             return result
         except (ClientError, BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code", "error") if isinstance(exc, ClientError) else (
-                type(exc).__name__
-            )
             where = f" for keyset {keyset!r}" if keyset else ""
             raise KeyProviderError(
-                f"key store {self.table_name!r}: DynamoDB {operation} failed{where}: {code}", code="key_store_error"
+                f"key store {self.table_name!r}: DynamoDB {operation} failed{where}: {_aws_error(exc)}",
+                code="key_store_error",
             ) from exc
 
 
@@ -356,3 +347,10 @@ class KmsKeyringSource:
 
     def __repr__(self) -> str:
         return f"KmsKeyringSource(store={self.store.table_name!r}, keyset={self.keyset!r})"
+
+
+def _aws_error(exc: Exception) -> str:
+    """What may be said of an AWS call's failure: its error code (a ClientError's) or its exception type."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "error"))
+    return type(exc).__name__
