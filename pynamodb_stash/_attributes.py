@@ -15,7 +15,6 @@ import json
 import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
-from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Tuple, TypeVar, Union, cast, overload
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
@@ -25,10 +24,11 @@ from pynamodb.expressions.operand import Path, Value, _Size
 from pynamodb.expressions.update import Action
 from typing_extensions import Literal
 
-from ._codecs import Codec, codec_for
+from ._codecs import Codec, ValueRejected, WrongType, canonical_number, codec_for, safe_reason
 from .exceptions import ConfigurationError, EncryptionError, UnsupportedQueryError
 
 if TYPE_CHECKING:
+    from ._keyring import Keyring
     from ._model import EncryptedModel
 
 _T = TypeVar("_T")
@@ -38,7 +38,6 @@ _A = TypeVar("_A", bound=Attribute[Any])
 SOURCE_SUFFIX = "__source"
 HMAC_SUFFIX = "__hmac"
 RESERVED_SUFFIXES = (SOURCE_SUFFIX, HMAC_SUFFIX)
-_NUMBERS = Context(prec=100)  # wider than DynamoDB's 38 digits: normalize() strips zeros, never rounds
 
 
 class HmacDigest(str):
@@ -238,6 +237,12 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
             raise ConfigurationError(f"EncryptedAttribute: {exc}") from None
         if hmac_scope is not None and not equality:
             raise ConfigurationError("EncryptedAttribute: hmac_scope needs equality=True")
+        if hmac_scope is not None and isinstance(equality, Equality) and equality.hmac_bits < 128:
+            # A truncated HMAC is a prefix of the full one: sharing its key with an untruncated attribute
+            # would reveal full-precision equality.
+            raise ConfigurationError(
+                "EncryptedAttribute: a truncated HMAC (hmac_bits < 128) cannot share an hmac_scope"
+            )
         self.type_ = type_
         self.equality = bool(equality)
         self.equality_options = equality if isinstance(equality, Equality) else Equality()
@@ -271,17 +276,18 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
     def hmac_input(self, value: Any, encoded: bytes | None = None) -> bytes:
         """The bytes hashed for ``value``: normalized as the equality index says, then canonical.
 
-        :raises TypeError: if ``value`` is not of the declared type (the message omits it).
-        :raises ValueError: if it cannot be encoded.
+        :raises WrongType: if ``value`` is not of the declared type (the message omits it).
+        :raises ValueRejected: if it cannot be encoded or has no equality form (a NaN, a number
+            DynamoDB cannot store). A user normalizer may raise anything: callers name only its type.
         """
         if not self._normalizers:
             return self.codec.hmac_input(value, encoded)
         if not isinstance(value, str):
-            raise TypeError(f"expected str, got {type(value).__name__}")
+            raise WrongType(f"expected str, got {type(value).__name__}")
         for normalize in self._normalizers:
             value = normalize(value)
             if not isinstance(value, str):
-                raise ValueError("a normalization function did not return a str")
+                raise ValueRejected("a normalization function did not return a str")
         return self.codec.hmac_input(cast(_T, value))
 
     def hmac_text(self, digest: str) -> str:
@@ -626,6 +632,7 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
                 nested_list = isinstance(element, type) and issubclass(element, EncryptedMapAttribute)
                 if isinstance(value, EncryptedMapAttribute) or nested_list:
                     check_plain_name(where, name, value)
+                    check_path_name(where, value.attr_name)
                 else:
                     check_plain_attribute(where, name, value)
             if not isinstance(value, EncryptedAttribute):
@@ -655,6 +662,9 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
         root = getattr(self, "_stash_root", None)
         path = getattr(self, "attr_path", None) or [type(self).__name__]  # a map value has no path
         return f"{root.__name__ if root else '<unbound>'}.{'.'.join(str(part) for part in path)}"
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
 
     # The model encrypts whole items; a map value reaching these is outside its item.
     def serialize(self, values: Any, *, null_check: bool = True) -> NoReturn:
@@ -712,8 +722,17 @@ class CompoundHmacAttribute(HmacAttribute):
         return f"{self.model.__name__ if self.model else '<unbound>'}.{self.python_name}"
 
     def serialize(self, value: Any) -> str:
+        """The compound HMAC of a tuple of the parts' plaintexts, under the current keyring (a key or a
+        condition value has no item: with ``TenantKeyrings``, the tenant set with ``tenant()``)."""
         if isinstance(value, HmacDigest):
             return str(value)
+        return self.digest(value)
+
+    def digest(self, value: Any, keyring: Keyring | None = None) -> str:
+        """The compound HMAC of a tuple of the parts' plaintexts under ``keyring`` (default: the current one).
+
+        :raises EncryptionError: if a part does not fit its attribute (the message omits the values).
+        """
         model = self.model
         if model is None:
             raise ConfigurationError(f"{self._describe()} is not bound to a model")
@@ -740,9 +759,10 @@ class CompoundHmacAttribute(HmacAttribute):
             raise
         except Exception as exc:  # a plain attribute's own error may quote the value
             raise EncryptionError(
-                f"{self._describe()}: a part does not fit its attribute ({type(exc).__name__})"
+                f"{self._describe()}: a part does not fit its attribute: {safe_reason(exc)}"
             ) from None
-        hasher = model._stash_keyring().hasher("compound", model._stash_table(), self.attr_name)
+        keyring = keyring or model._stash_keyring()
+        hasher = keyring.hasher("compound", model._stash_table(), self.attr_name)
         return self.prefix + hasher.digest(encoded)
 
     @overload
@@ -756,7 +776,9 @@ class CompoundHmacAttribute(HmacAttribute):
             values = tuple(getattr(instance, part) for part in self.parts)
             if any(value is None for value in values):
                 return None  # no compound without all its parts: a stored one is never written back
-            return HmacDigest(self.serialize(values))
+            # Under the item's own keyring (its tenant's, with TenantKeyrings), like every field of the item.
+            keyring = instance._stash_runtime(instance._stash_instance_keyring(EncryptionError)).keyring
+            return HmacDigest(self.digest(values, keyring))
         return Attribute.__get__(self, instance, owner)
 
     def copy_for_model(self) -> CompoundHmacAttribute:
@@ -770,13 +792,21 @@ class CompoundHmacAttribute(HmacAttribute):
         Attribute.__set__(self, instance, value)
 
 
-def canonical_number(text: str) -> str:
-    """A number as DynamoDB returns it: ``"1"`` for a stored ``"1.0"``, ``"0"`` for ``"-0"``.
-
-    :raises decimal.InvalidOperation: if ``text`` is not a number.
-    """
-    number = Decimal(text)
-    return "0" if number.is_zero() else str(number.normalize(_NUMBERS))
+def masked_repr(container: Any) -> str:
+    """``Name(a=1, secret=<encrypted>, secret__hmac=<hmac>)``: a model's or map's repr (PynamoDB's shows
+    every value) with encrypted values and HMACs masked, at any depth, so logging an item leaks neither."""
+    attributes = type(container).get_attributes()
+    shown = []
+    for name, value in container.attribute_values.items():
+        attribute = attributes.get(name)
+        if isinstance(attribute, EncryptedAttribute):
+            text = "<encrypted>"
+        elif isinstance(attribute, HmacAttribute):
+            text = "<hmac>"
+        else:
+            text = repr(value)
+        shown.append(f"{name}={text}")
+    return f"{type(container).__name__}({', '.join(shown)})"
 
 
 def _canonical_json(value: Any) -> bytes:
@@ -798,6 +828,13 @@ def check_encrypted_name(where: str, logical: str) -> None:
         raise ConfigurationError(f"{where}: names ending in __source or __hmac are reserved")
     if any(mark in logical for mark in ".[]"):
         raise ConfigurationError(f"{where}: an encrypted attribute's name has no '.', '[' or ']'")
+
+
+def check_path_name(where: str, stored_name: str) -> None:
+    """:raises ConfigurationError: if the stored name of an encrypted map (or list of them) holds a path
+        separator: the paths of its fields are bound into their ciphertexts, and must be spelled one way."""
+    if any(mark in stored_name for mark in ".[]"):
+        raise ConfigurationError(f"{where}: an encrypted map's name has no '.', '[' or ']'")
 
 
 def check_plain_name(where: str, name: str, attribute: Attribute[Any]) -> None:

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple, Union
 
+from .exceptions import StashError, report_error
+
 AUDIT_LOGGER = "pynamodb_stash.audit"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _metadata: ContextVar[Mapping[str, Any]] = ContextVar("pynamodb_stash_audit_metadata", default=_EMPTY)
@@ -192,6 +194,8 @@ def operation(model: str, table: str) -> Iterator[Scope]:
         yield scope
     except Exception as error:
         scope.outcome = getattr(error, "code", type(error).__name__)
+        if isinstance(error, StashError):
+            report_error(error)
         raise
     finally:
         current_scope.reset(token)
@@ -207,7 +211,5 @@ def _emit(event: AuditEvent) -> None:
         else:
             sink(event)  # type: ignore[operator]
     except Exception as error:  # a sink never breaks the data operation
-        from .exceptions import report_error
-
         settings.logger.warning("pynamodb-stash: the audit sink failed (%s)", type(error).__name__)
         report_error(error)

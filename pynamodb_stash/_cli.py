@@ -150,6 +150,8 @@ def _operation(args: argparse.Namespace) -> int:
         )
     if args.command == "rotate":
         options["rehash"] = args.rehash
+    if args.command == "encrypt-existing":
+        options["trust_suspicious"] = args.trust_suspicious_plaintext
     report = run[args.command](model, **options)
     print(report.summary())
     if report.key_ids:
@@ -210,6 +212,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             command.add_argument("--page-size", type=int, help="items per scan request")
         if name == "rotate":
             command.add_argument("--rehash", action="store_true", help="also move HMACs to the new index key")
+        if name == "encrypt-existing":
+            command.add_argument(
+                "--trust-suspicious-plaintext", action="store_true",
+                help="also encrypt plaintext found beside encrypted values, which a table writer without keys "
+                "could have planted (see docs/operations.md); by default such items are reported, not rewritten",
+            )
         command.add_argument("--endpoint", help="DynamoDB endpoint URL (default: the model's)")
         command.add_argument("--region", default=None)
         command.set_defaults(run=_operation)

@@ -11,7 +11,19 @@ import contextlib
 import json
 import struct
 from datetime import date, datetime, timezone
-from decimal import Context, Decimal
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    Clamped,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Subnormal,
+    Underflow,
+)
 from typing import Any, Callable, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,19 +33,113 @@ from pynamodb.constants import BINARY, BINARY_SET
 _T = TypeVar("_T")
 
 
-def safe_reason(error: Exception) -> str:
-    """What went wrong, for a message: the codecs' own TypeError/ValueError texts name types, never
-    values; any other error (a UnicodeError, a user function's) is named by its type only."""
-    return str(error) if type(error) in (TypeError, ValueError) else f"the value does not fit ({type(error).__name__})"
+class WrongType(TypeError):
+    """A value of the wrong type, refused by this library.
+
+    Its message is written here and names types only, never the value, so it may be shown anywhere
+    (error messages, handlers, logs). A TypeError, so that ``except TypeError`` still catches it.
+    """
+
+
+class ValueRejected(ValueError):
+    """A value of the right type that cannot be encoded, hashed or stored, refused by this library.
+
+    Its message is written here and never contains the value (nor its digits, characters or bytes).
+    A ValueError, so that ``except ValueError`` still catches it.
+    """
+
+
+def safe_reason(error: BaseException) -> str:
+    """What went wrong, for a message that may be shown anywhere.
+
+    The text of a :class:`WrongType` or :class:`ValueRejected` (exactly those classes, not subclasses:
+    this library writes their messages, which never contain a value). Any other error (a built-in
+    TypeError or ValueError, a UnicodeError, a KeyError, a user normalizer's) may quote the value,
+    so only its type is named: ``"the value does not fit (ValueError)"``. Never raises.
+    """
+    if type(error) in (WrongType, ValueRejected):
+        return str(error)
+    return f"the value does not fit ({type(error).__name__})"
+
+
 _FLOAT = struct.Struct(">d")
-_EXACT = Context(prec=1000)
+
+# DynamoDB numbers: 0, or up to 38 significant digits with a magnitude from 1E-130 to
+# 9.9999999999999999999999999999999999999E+125, positive or negative. No NaN, no Infinity.
+NUMBER_DIGITS = 38
+NUMBER_MIN_ADJUSTED = -130  # the exponent of the leading digit: 1E-130
+NUMBER_MAX_ADJUSTED = 125  # 9.99...9E+125
+_NUMBER_MAX_BITS = 420  # an int of more bits is >= 2**420 > 10**126: out of range, not worth converting
+_NOT_A_NUMBER = "the text is not a number DynamoDB can store"
+_NOT_FINITE = "NaN and Infinity are not DynamoDB numbers"
+_TOO_PRECISE = f"a DynamoDB number has at most {NUMBER_DIGITS} significant digits"
+_OUT_OF_RANGE = (
+    "a DynamoDB number is 0 or has a magnitude from 1E-130 to 9.9999999999999999999999999999999999999E+125"
+)
+# normalize() under this context rounds to 38 digits, traps Inexact (a nonzero digit dropped) and every
+# exponent condition, so it either returns the exact value without trailing zeros or raises. Within
+# DynamoDB's range it never raises: 38 digits fit prec=38, and Emin/Emax are the widest there are.
+_NUMBERS = Context(
+    prec=NUMBER_DIGITS,
+    Emin=MIN_EMIN,
+    Emax=MAX_EMAX,
+    capitals=1,
+    clamp=0,
+    traps=[InvalidOperation, DivisionByZero, Inexact, Overflow, Underflow, Subnormal, Clamped],
+)
+
+
+def canonical_number(value: Decimal | str | int) -> str:
+    """The one text of a number that DynamoDB can store: equal numbers give equal texts.
+
+    ``Decimal("1.0")``, ``"1"`` and ``1`` give ``"1"``; ``"-0"`` and ``"0E+5"`` give ``"0"``; ``"1E+2"``
+    and ``100`` give ``"1E+2"`` (Python's ``str`` of the normalized Decimal: trailing zeros become an
+    exponent, so this is not always DynamoDB's own spelling, which is ``"100"``; compare canonical
+    texts with canonical texts). Two numbers give the same text exactly when they are equal: nothing
+    is rounded. Independent of the thread's decimal context.
+
+    ``value``: a Decimal, an int (not a bool), or a number's text as ``Decimal()`` parses it.
+
+    :raises WrongType: if ``value`` is not a Decimal, str or int.
+    :raises ValueRejected: if it is not a number DynamoDB can store: not a number, NaN, Infinity,
+        more than 38 significant digits, or a nonzero magnitude outside 1E-130 to
+        9.9999999999999999999999999999999999999E+125. The message never contains the value.
+    """
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value, _NUMBERS)  # the context only decides that bad text raises
+        except ArithmeticError:
+            raise ValueRejected(_NOT_A_NUMBER) from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > _NUMBER_MAX_BITS:
+            raise ValueRejected(_OUT_OF_RANGE)
+        number = Decimal(value)
+    else:
+        raise WrongType(f"expected a Decimal, str or int, got {type(value).__name__}")
+    if not number.is_finite():
+        raise ValueRejected(_NOT_FINITE)
+    if number.is_zero():
+        return "0"
+    if not NUMBER_MIN_ADJUSTED <= number.adjusted() <= NUMBER_MAX_ADJUSTED:
+        raise ValueRejected(_OUT_OF_RANGE)
+    try:
+        normal = number.normalize(_NUMBERS)
+    except Inexact:
+        raise ValueRejected(_TOO_PRECISE) from None
+    except ArithmeticError:  # not within the range checked above: cannot happen, but fail closed
+        raise ValueRejected(_OUT_OF_RANGE) from None
+    return str(normal)
 
 
 class Codec(Generic[_T]):
     """The encoding of one declared type.
 
-    ``encode`` raises TypeError or ValueError naming what is wrong, never the value; ``decode`` raises
-    ValueError when the bytes are not of this type.
+    Every error its methods raise is a :class:`WrongType` or :class:`ValueRejected` whose message
+    names what is wrong, never the value or the bytes; an error from the functions it wraps (a
+    parser's, a PynamoDB attribute's, which may quote what they fail on) becomes a ValueRejected that
+    names only that error's type.
     """
 
     __slots__ = ("tag", "name", "canonical", "_prefix", "_kinds", "_to_bytes", "_from_bytes")
@@ -61,28 +167,63 @@ class Codec(Generic[_T]):
         self._from_bytes = from_bytes
 
     def encode(self, value: _T) -> bytes:
+        """The typed plaintext of ``value``: its tag byte, then its encoding. Accepts what ``decode``
+        gives back, for any value of the declared type (out-of-range Decimals, NaN and Infinity too).
+
+        :raises WrongType: if ``value`` is not of the declared type.
+        :raises ValueRejected: if it cannot be encoded (a naive datetime, a str with a lone surrogate,
+            JSON nested too deep).
+        """
         kinds = self._kinds
         if kinds is not None and type(value) not in kinds and (
             not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
         ):
-            raise TypeError(f"expected {self.name}, got {type(value).__name__}")
-        return self._prefix + self._to_bytes(value)
+            raise WrongType(f"expected {self.name}, got {type(value).__name__}")
+        try:
+            return self._prefix + self._to_bytes(value)
+        except (WrongType, ValueRejected):
+            raise
+        except Exception as exc:  # e.g. UnicodeEncodeError, which quotes the character
+            raise ValueRejected(f"the {self.name} value cannot be encoded ({type(exc).__name__})") from None
 
     def hmac_input(self, value: _T, encoded: bytes | None = None) -> bytes:
-        """What the equality HMAC is computed over: equal values give equal bytes.
+        """What the equality HMAC is computed over: the same bytes for values Python calls equal,
+        different bytes for values it calls different.
 
         ``encoded`` is ``encode(value)``, when the caller has it already.
+
+        :raises WrongType: if ``value`` is not of the declared type.
+        :raises ValueRejected: if it cannot be encoded, or has no equality: a Decimal that DynamoDB
+            could not store as a number (NaN, Infinity, more than 38 significant digits, a magnitude
+            outside 1E-130 to 9.99...E+125; see :func:`canonical_number`), a float NaN.
         """
         if self.canonical is None:
             return encoded if encoded is not None else self.encode(value)
         if encoded is None:
             self.encode(value)  # the same type checks
-        return self._prefix + self.canonical(value)
+        try:
+            return self._prefix + self.canonical(value)
+        except (WrongType, ValueRejected):
+            raise
+        except Exception as exc:
+            raise ValueRejected(
+                f"the {self.name} value has no canonical form ({type(exc).__name__})"
+            ) from None
 
     def decode(self, data: bytes) -> _T:
+        """The value whose ``encode`` is ``data``.
+
+        :raises ValueRejected: if ``data`` is not an encoding of this type (the message never
+            quotes it).
+        """
         if data[:1] != self._prefix:
-            raise ValueError(f"stored as another type than {self.name}")
-        result: _T = self._from_bytes(data[1:])
+            raise ValueRejected(f"stored as another type than {self.name}")
+        try:
+            result: _T = self._from_bytes(data[1:])
+        except ValueRejected:
+            raise
+        except Exception:  # parsers quote what they fail on: the plaintext
+            raise ValueRejected(f"stored value is not a {self.name}") from None
         return result
 
 
@@ -90,9 +231,9 @@ def _encode_datetime(value: Any) -> bytes:
     # ISO 8601 with its offset, then "[zone]" for a zoneinfo zone and "~1" for fold=1: the wall time,
     # zone and fold come back exactly, even for a time in a DST gap or overlap.
     if not isinstance(value, datetime):
-        raise TypeError(f"expected datetime, got {type(value).__name__}")
+        raise WrongType(f"expected datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("datetime values must be timezone-aware")
+        raise ValueRejected("datetime values must be timezone-aware")
     text = value.isoformat()
     zone = getattr(value.tzinfo, "key", None)
     if isinstance(zone, str):
@@ -119,13 +260,13 @@ def _decode_datetime(data: bytes) -> datetime:
 
 def _encode_date(value: Any) -> bytes:
     if type(value) is not date:
-        raise TypeError(f"expected date, got {type(value).__name__}")
+        raise WrongType(f"expected date, got {type(value).__name__}")
     return value.isoformat().encode("ascii")
 
 
 def _check_json(value: Any, depth: int = 0) -> None:
     if depth > 64:
-        raise ValueError("JSON value nested deeper than 64 levels")
+        raise ValueRejected("JSON value nested deeper than 64 levels")
     if value is None or isinstance(value, (str, bool, int, float)):
         return
     if isinstance(value, list):
@@ -134,23 +275,23 @@ def _check_json(value: Any, depth: int = 0) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError("JSON object keys must be str")
+                raise WrongType("JSON object keys must be str")
             _check_json(item, depth + 1)
     else:
-        raise TypeError(f"{type(value).__name__} is not a JSON type (str, int, float, bool, None, list, dict)")
+        raise WrongType(f"{type(value).__name__} is not a JSON type (str, int, float, bool, None, list, dict)")
 
 
 def _json_codec(kind: type, tag: int) -> Codec[Any]:
     def encode(value: Any) -> bytes:
         if type(value) is not kind:
-            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+            raise WrongType(f"expected {kind.__name__}, got {type(value).__name__}")
         _check_json(value)
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def decode(data: bytes) -> Any:
         value = json.loads(data.decode("utf-8"))
         if type(value) is not kind:
-            raise ValueError(f"stored JSON is not a {kind.__name__}")
+            raise ValueRejected(f"stored JSON is not a {kind.__name__}")
         return value
 
     def canonical(value: Any) -> bytes:
@@ -161,16 +302,16 @@ def _json_codec(kind: type, tag: int) -> Codec[Any]:
 
 def _encode_str_set(value: Any) -> bytes:
     if not isinstance(value, (set, frozenset)):
-        raise TypeError(f"expected set, got {type(value).__name__}")
+        raise WrongType(f"expected set, got {type(value).__name__}")
     if not all(isinstance(item, str) for item in value):
-        raise TypeError("set members must be str")
+        raise WrongType("set members must be str")
     return json.dumps(sorted(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _decode_str_set(data: bytes) -> set[str]:
     items = json.loads(data.decode("utf-8"))
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise ValueError("stored value is not a set of str")
+        raise ValueRejected("stored value is not a set of str")
     return set(items)
 
 
@@ -181,16 +322,22 @@ def _encode_int(value: int) -> bytes:
 
 def _decode_int(data: bytes) -> int:
     if not data:
-        raise ValueError("stored value is not an int")
+        raise ValueRejected("stored value is not an int")
     return int.from_bytes(data, "big", signed=True)
 
 
 def _canonical_decimal(value: Decimal) -> bytes:
-    if value.is_nan():  # NaN and sNaN: no normal form, and equal to nothing
-        return str(value).encode("ascii")
-    if value.is_zero():
-        return b"0"
-    return str(value.normalize(_EXACT)).encode("ascii")
+    # The Decimal codec's equality form: canonical_number, which refuses what DynamoDB cannot store
+    # (NaN, Infinity, over 38 digits, out of range) rather than round two different values together.
+    return canonical_number(value).encode("ascii")
+
+
+def _canonical_float(value: float) -> bytes:
+    # -0.0 == 0.0, so both hash as 0.0. NaN equals nothing, itself included, and its bits vary
+    # (math.nan, -math.nan and inf - inf differ): an HMAC of it would match some NaNs and not others.
+    if value != value:
+        raise ValueRejected("NaN has no equality: it is equal to no value, itself included")
+    return _FLOAT.pack(value + 0.0)
 
 
 def _canonical_datetime(value: datetime) -> bytes:
@@ -204,18 +351,18 @@ def _decode_decimal(data: bytes) -> Decimal:
     try:
         return Decimal(data.decode("ascii"))
     except (ArithmeticError, UnicodeDecodeError):
-        raise ValueError("stored value is not a Decimal") from None
+        raise ValueRejected("stored value is not a Decimal") from None
 
 
 def _decode_bool(data: bytes) -> bool:
     if data not in (b"\x00", b"\x01"):
-        raise ValueError("stored value is not a bool")
+        raise ValueRejected("stored value is not a bool")
     return data == b"\x01"
 
 
 def _decode_float(data: bytes) -> float:
     if len(data) != _FLOAT.size:
-        raise ValueError("stored value is not a float")
+        raise ValueRejected("stored value is not a float")
     value: float = _FLOAT.unpack(data)[0]
     return value
 
@@ -224,7 +371,7 @@ _BUILTIN: dict[type, Codec[Any]] = {
     str: Codec(1, "str", (str,), str.encode, bytes.decode),
     bytes: Codec(2, "bytes", (bytes,), bytes, bytes),
     int: Codec(3, "int", (int,), _encode_int, _decode_int),
-    float: Codec(4, "float", (float,), _FLOAT.pack, _decode_float, lambda v: _FLOAT.pack(v + 0.0)),
+    float: Codec(4, "float", (float,), _FLOAT.pack, _decode_float, _canonical_float),
     Decimal: Codec(
         5, "Decimal", (Decimal,), lambda v: str(v).encode("ascii"), _decode_decimal, _canonical_decimal
     ),
@@ -246,9 +393,9 @@ def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
         try:
             serialized = attribute.serialize(value)
         except Exception:  # an attribute's own error may quote the value
-            raise TypeError(f"{type(attribute).__name__} cannot serialize a {type(value).__name__}") from None
+            raise WrongType(f"{type(attribute).__name__} cannot serialize a {type(value).__name__}") from None
         if serialized is None:
-            raise ValueError(f"{type(attribute).__name__} serialized the value to nothing")
+            raise ValueRejected(f"{type(attribute).__name__} serialized the value to nothing")
         av = {attr_type: serialized}
         return json.dumps(_to_json(av), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -257,7 +404,7 @@ def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
             av = _from_json(json.loads(data.decode("utf-8")))
             return attribute.deserialize(attribute.get_value(av))
         except Exception:
-            raise ValueError(f"stored value is not a {type(attribute).__name__} value") from None
+            raise ValueRejected(f"stored value is not a {type(attribute).__name__} value") from None
 
     return Codec(_ATTRIBUTE_TAG, type(attribute).__name__, None, encode, decode)
 
@@ -292,10 +439,18 @@ def _from_json(av: Any) -> Any:
 
 
 def codec_for(type_: object) -> Codec[Any]:
-    """The codec of a declared ``type_``; TypeError if it is not supported."""
+    """The codec of a declared ``type_``: a built-in type listed in ``_BUILTIN`` or a PynamoDB
+    Attribute instance.
+
+    :raises WrongType: if ``type_`` is not supported (the message names it by its type's name only).
+    """
     if isinstance(type_, Attribute):
         return _attribute_codec(type_)
     if isinstance(type_, type) and type_ in _BUILTIN:
         return _BUILTIN[type_]
     names = ", ".join(kind.__name__ for kind in _BUILTIN)
-    raise TypeError(f"unsupported type {type_!r}: use one of {names}, or a PynamoDB Attribute instance")
+    if isinstance(type_, type):
+        given = type_.__qualname__ + (" (a class: pass an instance)" if issubclass(type_, Attribute) else "")
+    else:
+        given = f"a {type(type_).__name__} instance"
+    raise WrongType(f"unsupported type {given}: use one of {names}, or a PynamoDB Attribute instance")

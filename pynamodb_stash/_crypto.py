@@ -94,14 +94,25 @@ class Key:
 
     Prints as ``Key(id='k1', <secret>)``; cannot be pickled; copies are the same object. The secret
     bytes leave this object only through :meth:`export_secret_bytes`.
+
+    Every constructor refuses (with ``ValueError``, naming the key id only) a key id that
+    :func:`check_key_id` refuses, a secret that is not exactly 32 ``bytes``, and the all-zero secret:
+    32 zero bytes are what an uninitialised buffer or a placeholder holds, never a generated key.
     """
 
     __slots__ = ("_id", "_secret")
 
+    # The unpadded base64url of 32 bytes is 43 characters; the padded form adds one "=".
+    _BASE64URL = re.compile(r"[A-Za-z0-9_-]{43}=?")
+    _ZERO = bytes(KEY_SIZE)
+
     def __init__(self, key_id: str, secret: bytes) -> None:
+        """:raises ValueError: for a bad key id, a secret that is not 32 bytes, or an all-zero secret."""
         check_key_id(key_id)
         if not isinstance(secret, bytes) or len(secret) != KEY_SIZE:
             raise ValueError(f"key {key_id!r} must be exactly {KEY_SIZE} bytes")
+        if hmac.compare_digest(secret, Key._ZERO):
+            raise ValueError(f"key {key_id!r} is all zero bytes, which is never a real key")
         self._id = key_id
         self._secret = secret
 
@@ -112,13 +123,28 @@ class Key:
 
     @classmethod
     def from_base64(cls, key_id: str, text: object) -> Key:
-        """A key from its unpadded base64url form (as :meth:`export_secret_base64` writes it)."""
-        if not isinstance(text, str):
-            raise ValueError(f"key {key_id!r} is not a base64 string")
-        try:
-            secret = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except ValueError:  # binascii.Error; its message may quote the input
-            raise ValueError(f"key {key_id!r} is not valid base64") from None
+        """A key from its base64url form, as :meth:`export_secret_base64` writes it.
+
+        The text must be exactly the 43 characters (``A-Z a-z 0-9 - _``) that encode 32 bytes, in
+        their canonical form (the unused low bits of the last character zero), optionally followed by
+        the one ``=`` of standard padding: it carries nothing, ``base64.urlsafe_b64encode`` writes it,
+        and earlier versions accepted it. Nothing else is accepted (no whitespace, no character
+        outside that alphabet, no standard-alphabet ``+`` or ``/``, no other padding), so nothing is
+        silently dropped and each key has one spelling besides its padded one.
+
+        :raises ValueError: naming ``key_id`` only (never the text): for a bad key id, a text that is
+            not such base64url, or a key that :class:`Key` refuses (all zero bytes).
+        """
+        check_key_id(key_id)
+        if not isinstance(text, str) or not Key._BASE64URL.fullmatch(text):
+            raise ValueError(
+                f"key {key_id!r} is not {KEY_SIZE} bytes as 43 characters of base64url (A-Z a-z 0-9 - _)"
+            )
+        unpadded = text.rstrip("=")
+        secret = base64.urlsafe_b64decode(unpadded + "=")
+        # 43 characters carry 258 bits: the last 2 must be zero, or two texts would give one key.
+        if not hmac.compare_digest(base64.urlsafe_b64encode(secret)[:43], unpadded.encode("ascii")):
+            raise ValueError(f"key {key_id!r} is not canonical base64url: its last character has stray bits")
         return cls(key_id, secret)
 
     @property

@@ -24,9 +24,15 @@ from typing import Any, Callable, Dict, Generic, Iterable, List, Literal, Mappin
 
 from pynamodb.attributes import Attribute, NumberAttribute
 
-from ._attributes import HMAC_SUFFIX, EncryptedAttribute, EncryptedMapAttribute, HmacAttribute
-from ._model import EncryptedModel, _map_list, _nested_kind, _open_nested, _seal_nested
-from .exceptions import DecryptionError, EncryptionError, StashError
+from ._attributes import (
+    HMAC_SUFFIX,
+    RESERVED_SUFFIXES,
+    EncryptedAttribute,
+    EncryptedMapAttribute,
+    HmacAttribute,
+)
+from ._model import EncryptedModel, _map_list, _nested_kind, _seal_nested
+from .exceptions import DecryptionError, EncryptionError, StashError, reporting
 
 Shape = Literal["auto", "dynamodb", "document"]
 _TYPES = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
@@ -54,6 +60,7 @@ class ItemResult(Generic[_V]):
         return self.value
 
 
+@reporting
 def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape: Shape = "auto") -> Dict[str, Any]:
     """The item as it is stored: encrypted attributes sealed to the item and hashed, the rest unchanged.
 
@@ -72,32 +79,37 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     for name in raw:
         if name in aliases:  # it would pass through, in plaintext, beside the real name
             raise EncryptionError(f"{where}: {name!r} is stored under another name; use that name in items")
+        if name.endswith(RESERVED_SUFFIXES):  # it would be stored as given: an HMAC answers lookups
+            raise EncryptionError(
+                f"{where}: {name!r} ends in a reserved suffix (__source, __hmac); a plaintext item names "
+                "encrypted attributes by their base name, and encryption writes their stored form",
+                code="reserved_name",
+            )
     runtime = model._stash_runtime(model._stash_raw_keyring(raw, EncryptionError))
     stored = {name: value for name, value in raw.items() if name not in fields}
     try:
-        pending: List[Tuple[Attribute[Any], Any, Any, Optional[str]]] = []
-        for name, attribute in fields.items():
+        pending: List[Tuple[Attribute[Any], Any, Any]] = []
+        for name, (_, attribute) in fields.items():
             value = raw.get(name)
             if value is None or "NULL" in value:
                 continue
             if isinstance(attribute, EncryptedAttribute):
                 field = runtime.by_path[attribute.logical_name]
-                plaintext, digest = field.encode(_plaintext(attribute, value))
-                if digest is not None and field.hmac is not None:
-                    stored[field.hmac] = {"S": digest}  # before the key: it may be the key
-                pending.append((attribute, field, plaintext, digest))
+                encoded = field.encode(_plaintext(attribute, value))
+                field.write_key(stored, encoded)
+                pending.append((attribute, field, encoded))
             else:
-                pending.append((attribute, None, _plaintext(attribute, value), None))
+                pending.append((attribute, None, _plaintext(attribute, value)))
         item_key = model._stash_plan().item_key(stored)
         if item_key is None:
             raise EncryptionError(f"{where}: the item lacks its primary key, which encryption binds to")
-        for attribute, field, plaintext, digest in pending:
+        for attribute, field, value in pending:  # value: a field's encode() result, or a map's plaintext
             if field is not None:
-                stored[field.source] = {"B": field.seal(plaintext, item_key, digest)}
+                field.write(stored, value, item_key)
             else:
                 map_class, is_list = _nested(attribute)
                 stored[attribute.attr_name] = _seal_nested(
-                    runtime, map_class, is_list, plaintext, attribute.attr_name, item_key, True
+                    runtime, map_class, is_list, value, attribute.attr_name, item_key, True
                 )
     except StashError:
         raise
@@ -106,6 +118,7 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     return stored if as_json else _to_document_item(stored)
 
 
+@reporting
 def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape: Shape = "auto") -> Dict[str, Any]:
     """The plaintext item: encrypted attributes decrypted, verified and under their base names.
 
@@ -118,27 +131,15 @@ def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     where = f"decrypt_item({model.__name__})"
     raw, as_json = _to_dynamodb_item(item, shape, where, DecryptionError)
     model = _stored_class(model, raw, where, DecryptionError)
-    _require_key(model, raw, where)
-    runtime = model._stash_runtime(model._stash_raw_keyring(raw))
+    instance = _instance_from_raw(model, raw, where)  # the model's own read, the item taken as whole
+    values = instance.attribute_values
     encrypted_names = _stored_names(model)
     plain = {name: value for name, value in raw.items() if name not in encrypted_names}
     try:
-        item_key = model._stash_plan().item_key(raw)
-        for name, attribute in _top_level_encrypted(model).items():
-            if isinstance(attribute, EncryptedAttribute):
-                field = runtime.by_path[attribute.logical_name]
-                stored = raw.get(field.source)
-                if not stored or "NULL" in stored:
-                    continue
-                digest = raw[field.hmac].get("S") if field.hmac is not None and field.hmac in raw else None
-                value = field.open(stored, item_key, digest)
-            else:
-                stored = raw.get(name)
-                if not stored or "NULL" in stored:
-                    continue
-                map_class, is_list = _nested(attribute)
-                value = _open_nested(runtime, map_class, is_list, stored, name, item_key)
-            plain[name] = _plaintext_to_dynamodb(attribute, value)
+        for name, (python_name, attribute) in _top_level_encrypted(model).items():
+            value = values.get(python_name)
+            if value is not None:
+                plain[name] = _plaintext_to_dynamodb(attribute, value)
     except StashError:
         raise
     except Exception as exc:
@@ -146,8 +147,10 @@ def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     return plain if as_json else _to_document_item(plain)
 
 
+@reporting
 def from_stream_image(model: type[_M], image: Mapping[str, Any]) -> _M:
-    """A model instance from a DynamoDB Streams ``NewImage`` or ``OldImage`` (DynamoDB JSON).
+    """A model instance from a DynamoDB Streams ``NewImage`` or ``OldImage`` (DynamoDB JSON), read as a
+    whole item (as :func:`decrypt_item` reads one).
 
     :raises DecryptionError: if the image is not DynamoDB JSON, lacks the primary key, or does not
         verify.
@@ -185,13 +188,15 @@ def _attempt(
 # -- the model's encrypted attributes ---------------------------------------------------------------
 
 
-def _top_level_encrypted(model: type[EncryptedModel]) -> Dict[str, Attribute[Any]]:
-    """Encrypted attributes and encrypted maps (or lists of them) by the name a plaintext item uses."""
+def _top_level_encrypted(model: type[EncryptedModel]) -> Dict[str, Tuple[str, Attribute[Any]]]:
+    """Encrypted attributes and encrypted maps (or lists of them), with their Python names, by the name a
+    plaintext item uses."""
     return _item_schema(model)[0]
 
 
 def _stored_names(model: type[EncryptedModel]) -> frozenset[str]:
-    """The stored names of the encrypted attributes: ``x__source``, ``x__hmac``, encrypted maps."""
+    """The names an encrypted attribute may be stored under: ``x__source``, ``x__hmac``, encrypted maps,
+    and ``x`` (a plaintext left from before encryption, which only the model's plaintext policy reads)."""
     return _item_schema(model)[1]
 
 
@@ -202,20 +207,23 @@ def _python_aliases(model: type[EncryptedModel]) -> frozenset[str]:
     )
 
 
-def _item_schema(model: type[EncryptedModel]) -> Tuple[Dict[str, Attribute[Any]], frozenset[str]]:
-    cached: Optional[Tuple[Dict[str, Attribute[Any]], frozenset[str]]] = model.__dict__.get("_stash_item_schema")
+_Schema = Tuple[Dict[str, Tuple[str, Attribute[Any]]], frozenset[str]]
+
+
+def _item_schema(model: type[EncryptedModel]) -> _Schema:
+    cached: Optional[_Schema] = model.__dict__.get("_stash_item_schema")
     if cached is not None:
         return cached
-    found: Dict[str, Attribute[Any]] = {}
-    names = set()
-    for attribute in model.get_attributes().values():
+    found: Dict[str, Tuple[str, Attribute[Any]]] = {}
+    names: set[str] = set()
+    for python_name, attribute in model.get_attributes().items():
         if isinstance(attribute, EncryptedAttribute):
-            found[attribute.logical_name] = attribute
-            names.add(attribute.attr_name)
+            found[attribute.logical_name] = (python_name, attribute)
+            names.update((attribute.attr_name, attribute.logical_name))
             if attribute.equality:
                 names.add(attribute.logical_name + HMAC_SUFFIX)
         elif _nested_kind(attribute) is not None:
-            found[attribute.attr_name] = attribute
+            found[attribute.attr_name] = (python_name, attribute)
             names.add(attribute.attr_name)
     cached = (found, frozenset(names))
     model._stash_item_schema = cached  # type: ignore[attr-defined]
@@ -255,7 +263,7 @@ def _nested(attribute: Attribute[Any]) -> Tuple[type[EncryptedMapAttribute], boo
 def _instance_from_raw(model: type[_M], raw: Dict[str, Any], where: str) -> _M:
     _require_key(model, raw, where)
     try:
-        return model.from_raw_data(raw)
+        return model._stash_load(raw, whole_item=True)
     except StashError:
         raise
     except Exception as exc:

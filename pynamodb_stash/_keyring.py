@@ -5,18 +5,24 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import heapq
+import hmac
+import itertools
 import json
 import logging
 import os
+import re
 import threading
 from contextvars import ContextVar
-from typing import Any, Callable, Dict, Iterator, Mapping, NoReturn, Optional, Protocol
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Optional, Protocol
 
 from ._crypto import FieldCipher, FieldHasher, Key, check_key_id, length_prefixed
 from .exceptions import ConfigurationError, KeyNotFoundError
 
 ENV_VAR = "PYNAMODB_STASH_KEYRING"
 _ENV_PREFIX = "stash-keyring:v1:"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_SURROUNDING_WHITESPACE = " \t\r\n"
 
 
 class Keyring:
@@ -28,8 +34,11 @@ class Keyring:
 
     Derived per-(key, table, attribute) ciphers and HMAC keys are computed once and cached here.
 
-    :raises ConfigurationError: if two keys share an id, or the index key shares an encryption key's id
-        or secret.
+    Every way of building a keyring (:meth:`local`, :meth:`from_string`, :meth:`with_new_primary`,
+    :meth:`with_new_index_key`, a KMS key store) ends here, so each gets the same checks.
+
+    :raises ConfigurationError: naming key ids only, if two keys share an id, two encryption keys share
+        a secret (one key under two ids), or the index key shares an encryption key's id or secret.
     """
 
     def __init__(
@@ -47,8 +56,18 @@ class Keyring:
             keys[key.id] = key
         if index_key.id in keys:
             raise ConfigurationError(f"the index key's id {index_key.id!r} is also an encryption key's id")
-        if any(index_key.same_secret_as(key) for key in keys.values()):
-            raise ConfigurationError("the index key must differ from every encryption key")
+        encryption = tuple(keys.values())
+        for position, key in enumerate(encryption):
+            for earlier in encryption[:position]:
+                if key.same_secret_as(earlier):
+                    raise ConfigurationError(
+                        f"keys {earlier.id!r} and {key.id!r} hold the same secret: each key must be distinct"
+                    )
+            if index_key.same_secret_as(key):
+                raise ConfigurationError(
+                    f"the index key {index_key.id!r} holds the same secret as encryption key {key.id!r}: "
+                    "the index key must differ from every encryption key"
+                )
         self._primary = primary
         self._keys = keys
         self._retired = frozenset(retired_ids) - set(keys)
@@ -72,7 +91,9 @@ class Keyring:
         :param key: the primary encryption key.
         :param index_key: the HMAC key for equality indexes; must differ from every encryption key.
         :param decrypt_only: older keys by id, still accepted for reading.
-        :raises ConfigurationError: on a wrong key length, a bad key id, or a key reused as index key.
+        :raises ConfigurationError: naming key ids only, for a key that is not 32 bytes or is all zero
+            bytes, a bad or repeated key id, or a secret used twice (two encryption keys, or an
+            encryption key as index key).
         """
         try:
             primary = Key(key_id, key)
@@ -91,14 +112,26 @@ class Keyring:
     def from_string(cls, text: str, *, source: str = "keyring string") -> Keyring:
         """Parse what :meth:`export_secret_string` (and ``pynamodb-stash keygen``) writes.
 
-        :raises ConfigurationError: naming ``source`` and what is wrong, never the key bytes.
+        The text is ``stash-keyring:v1:`` and the base64url of a UTF-8 JSON object, and is parsed
+        strictly: spaces, tabs and line breaks around the whole text are ignored (a file or a shell often
+        adds a newline), nothing else is. The payload is base64url (``A-Z a-z 0-9 - _``) without
+        padding or with exactly its standard padding; any other character, or stray bits in its last
+        character, is refused rather than dropped. No JSON object may repeat a name. Each key must be
+        as :meth:`Key.from_base64` requires, and the keyring as :class:`Keyring` requires (no all-zero
+        key, no secret under two ids).
+
+        :raises ConfigurationError: naming ``source``, what is wrong and at most a key id; never key
+            bytes or any part of the text.
         """
         try:
-            if not isinstance(text, str) or not text.startswith(_ENV_PREFIX):
+            if not isinstance(text, str):
+                raise ValueError("it is not a string")
+            text = text.strip(_SURROUNDING_WHITESPACE)
+            if not text.startswith(_ENV_PREFIX):
                 raise ValueError(f"it does not start with {_ENV_PREFIX!r}")
-            payload = text[len(_ENV_PREFIX):].strip()
             try:
-                data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+                payload = _decode_base64url(text[len(_ENV_PREFIX):])
+                data = json.loads(payload.decode("utf-8"), object_pairs_hook=_object_without_repeats)
             except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
                 # These errors quote the input they choke on; the input is secret.
                 raise ValueError("it is not base64url-encoded JSON") from None
@@ -132,7 +165,8 @@ class Keyring:
         """A keyring whose primary is ``key``, keeping every current key as decrypt-only and the index key.
 
         The local-key rotation step: deploy it, re-encrypt (``pynamodb-stash rotate``), then drop the old
-        keys. :raises ConfigurationError: for a bad key or id, or an id already in the keyring.
+        keys. :raises ConfigurationError: for a bad key (not 32 bytes, all zero) or id, an id already in
+        the keyring, or a secret already in it (an encryption key's or the index key's).
         """
         try:
             primary = Key(key_id, key)
@@ -147,7 +181,8 @@ class Keyring:
         """The same encryption keys with a new index (HMAC) key: every HMAC changes.
 
         Deploy it with ``pynamodb-stash rotate --rehash``, which rewrites every item's HMACs.
-        :raises ConfigurationError: for a bad key or id.
+        :raises ConfigurationError: for a bad key (not 32 bytes, all zero) or id, or an encryption key's
+            id or secret.
         """
         try:
             index = Key(key_id, key)
@@ -229,6 +264,30 @@ _configured: Keyring | KeyringSource | None = None
 _env_cache: tuple[str, Keyring] | None = None
 
 
+def _decode_base64url(text: str) -> bytes:
+    """Strict base64url: the alphabet only, no padding or exactly the standard padding, canonical bits.
+
+    :raises binascii.Error: without the input in its message.
+    """
+    body = text.rstrip("=")
+    padding = len(text) - len(body)
+    if not _BASE64URL.fullmatch(body) or len(body) % 4 == 1 or padding not in (0, -len(body) % 4):
+        raise binascii.Error("not base64url")
+    data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    # The last character may carry bits beyond the data; they must be zero, or they would be dropped.
+    if not hmac.compare_digest(base64.urlsafe_b64encode(data).rstrip(b"="), body.encode("ascii")):
+        raise binascii.Error("not canonical base64url")
+    return data
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused (without naming the member) if it repeats a name, as json keeps the last."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a JSON object in it repeats a name")
+    return data
+
+
 class KeyringSource(Protocol):
     """Anything that hands out the current keyring, e.g. one backed by AWS KMS that expires its keys.
 
@@ -283,6 +342,16 @@ def lock_context(**claims: str) -> Iterator[None]:
         current_lock_context.reset(token)
 
 
+class _Kept:
+    """A tenant :class:`TenantKeyrings` keeps: its keyring (or source) and the stamp of its last use."""
+
+    __slots__ = ("source", "used")
+
+    def __init__(self, source: Keyring | KeyringSource, used: int) -> None:
+        self.source = source
+        self.used = used
+
+
 class TenantKeyrings:
     """One keyring per tenant, for ``Meta.keyring``: each tenant's values and HMACs are under its keys.
 
@@ -290,26 +359,75 @@ class TenantKeyrings:
     one, else the one set with :func:`tenant`. Queries and conditions have no item, so they need
     :func:`tenant`. An item whose tenant differs from the one set with :func:`tenant` is refused.
 
+    The keyrings (or keyring sources) of the ``max_tenants`` most recently used tenants are kept;
+    keeping one more drops the least recently used, whose keyring ``keyring_for`` gives again when that
+    tenant comes back. A tenant is kept only once its keyring has loaded: if ``keyring_for`` raises,
+    or the source's ``current()`` raises (a KMS keyset that does not exist, or was destroyed), the
+    error goes to the caller and the tenant is not kept (or no longer kept), so its next use asks
+    again. Tenant names read from items, tampered with or not, thus hold memory for at most
+    ``max_tenants`` tenants; but each use of a name that fails to load costs a new ``keyring_for`` call
+    and ``current()`` (with a KMS key store, a key store query).
+
+    Safe to share between threads. A kept tenant costs no lock. ``keyring_for`` and a new tenant's
+    first ``current()`` run outside the lock, so threads meeting a new tenant at once may each load it
+    (one result is kept).
+
     :param keyring_for: gives the keyring (or keyring source) of a tenant, e.g. a
-        ``KeyStore.keyring`` per keyset; called once per tenant and cached.
+        ``KeyStore.keyring`` per keyset; called for a tenant that is not kept. What it raises, and what
+        the source's ``current()`` raises, is raised as it is.
+    :param attribute: the plain model attribute that names an item's tenant, if items name one.
+    :param max_tenants: how many tenants to keep, a positive int (default 1024).
+    :raises ConfigurationError: if ``max_tenants`` is not a positive int.
     """
 
     def __init__(
-        self, keyring_for: Callable[[str], Keyring | KeyringSource], *, attribute: Optional[str] = None
+        self,
+        keyring_for: Callable[[str], Keyring | KeyringSource],
+        *,
+        attribute: Optional[str] = None,
+        max_tenants: int = 1024,
     ) -> None:
+        if not isinstance(max_tenants, int) or isinstance(max_tenants, bool) or max_tenants < 1:
+            raise ConfigurationError("TenantKeyrings(max_tenants=...) takes a positive int")
         self.attribute = attribute
+        self._max_tenants = max_tenants
         self._keyring_for = keyring_for
-        self._sources: Dict[str, Keyring | KeyringSource] = {}
+        self._kept: dict[str, _Kept] = {}
+        self._clock = itertools.count()
+        # (stamp, tenant) records: at least one per kept tenant, at most its last use. The least recently
+        # used tenant is the first whose smallest record is still its last use; records that uses have
+        # made stale are filed again as they surface. Only misses touch it, under the lock.
+        self._by_use: list[tuple[int, str]] = []
         self._lock = threading.Lock()
 
+    @property
+    def max_tenants(self) -> int:
+        """How many tenants' keyrings are kept at most."""
+        return self._max_tenants
+
     def for_tenant(self, name: str) -> Keyring:
-        source = self._sources.get(name)
-        if source is None:
-            with self._lock:
-                source = self._sources.get(name)
-                if source is None:
-                    source = self._sources[name] = self._keyring_for(name)
-        return _current(source, f"tenant {name!r}")
+        """Tenant ``name``'s current keyring, loaded through ``keyring_for`` unless the tenant is kept.
+
+        :raises ConfigurationError: if ``keyring_for`` gives, or the source's ``current()`` returns,
+            something that is not a keyring (or keyring source). Whatever they raise is raised as it is.
+            Either way the tenant is not kept afterwards.
+        """
+        kept = self._kept.get(name)
+        if kept is None:
+            return self._load(name)
+        kept.used = next(self._clock)
+        source = kept.source
+        if isinstance(source, Keyring):
+            return source
+        try:
+            keyring = source.current()
+        except BaseException:
+            self._forget(name, kept)
+            raise
+        if isinstance(keyring, Keyring):
+            return keyring
+        self._forget(name, kept)
+        raise ConfigurationError(f"tenant {name!r}: the keyring source returned a {type(keyring).__name__}")
 
     def current(self) -> Keyring:
         name = current_tenant.get()
@@ -320,8 +438,45 @@ class TenantKeyrings:
             )
         return self.for_tenant(name)
 
+    def _load(self, name: str) -> Keyring:
+        # Outside the lock: loading may be slow (a KMS call), and other tenants must not wait for it.
+        source = self._keyring_for(name)
+        if not _is_keyring_or_source(source):
+            raise ConfigurationError(f"tenant {name!r}: keyring_for returned a {type(source).__name__}")
+        keyring = _current(source, f"tenant {name!r}")  # if this raises, nothing was kept
+        with self._lock:
+            if name not in self._kept:  # else another thread kept its own load first
+                used = next(self._clock)
+                self._kept[name] = _Kept(source, used)
+                heapq.heappush(self._by_use, (used, name))
+                self._evict()
+        return keyring
+
+    def _evict(self) -> None:
+        """Drop least recently used tenants down to ``max_tenants``. Under the lock."""
+        while len(self._kept) > self._max_tenants:
+            used, name = heapq.heappop(self._by_use)
+            kept = self._kept.get(name)
+            if kept is None:
+                continue  # the record of a tenant dropped since
+            if kept.used != used:
+                heapq.heappush(self._by_use, (kept.used, name))  # used since: filed again at its last use
+                continue
+            del self._kept[name]
+        if len(self._by_use) > 2 * len(self._kept) + 64:  # records of forgotten tenants pile up: rebuild
+            self._by_use = [(kept.used, name) for name, kept in self._kept.items()]
+            heapq.heapify(self._by_use)
+
+    def _forget(self, name: str, kept: _Kept) -> None:
+        with self._lock:
+            if self._kept.get(name) is kept:  # not what another thread has kept since
+                del self._kept[name]
+
     def __repr__(self) -> str:
-        return f"TenantKeyrings(attribute={self.attribute!r}, tenants={sorted(self._sources)!r})"
+        return (
+            f"TenantKeyrings(attribute={self.attribute!r}, max_tenants={self._max_tenants}, "
+            f"kept={len(self._kept)})"
+        )
 
 
 _UNSET: Any = object()
@@ -342,7 +497,8 @@ def configure(
         ``emit(event)`` method; ``None`` restores the default (JSON lines on ``pynamodb_stash.audit``).
     :param audit_enabled: ``False`` turns audit events off.
     :param logger: the ``logging.Logger`` the library reports its own problems on (a failing sink).
-    :param error_handler: called with every ``StashError`` as it is raised, and with sink failures;
+    :param error_handler: called once with each ``StashError`` that ends a library operation (see
+        ``docs/audit.md``), and with sink failures;
         ``None`` removes it. What it raises is ignored.
     :raises ConfigurationError: for an argument of the wrong kind.
     """

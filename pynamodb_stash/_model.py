@@ -17,8 +17,6 @@ import inspect
 import random
 import time
 from collections import deque
-from contextvars import ContextVar
-from decimal import InvalidOperation
 from typing import (
     Any,
     ClassVar,
@@ -78,13 +76,14 @@ from ._attributes import (
     HmacAttribute,
     HmacDigest,
     PendingEncryptedAction,
-    canonical_number,
     check_encrypted_name,
+    check_path_name,
     check_plain_attribute,
     contains_encrypted,
     filtering_reads,
+    masked_repr,
 )
-from ._codecs import safe_reason
+from ._codecs import canonical_number, safe_reason
 from ._keyring import Keyring, TenantKeyrings, current_lock_context, current_tenant, resolve_keyring
 from .exceptions import (
     ConfigurationError,
@@ -93,6 +92,8 @@ from .exceptions import (
     KeyNotFoundError,
     StashError,
     UnsupportedQueryError,
+    report_error,
+    reporting,
 )
 
 _M = TypeVar("_M", bound="EncryptedModel")
@@ -182,8 +183,8 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
             fields[name] = attribute
         elif _nested_kind(attribute) is None and not isinstance(attribute, HmacAttribute):
             check_plain_attribute(f"{cls.__name__}.{name}", name, attribute)
-        elif _nested_kind(attribute) is not None and any(mark in attribute.attr_name for mark in ".[]"):
-            raise ConfigurationError(f"{cls.__name__}.{name}: an encrypted map's name has no '.', '[' or ']'")
+        elif _nested_kind(attribute) is not None:
+            check_path_name(f"{cls.__name__}.{name}", attribute.attr_name)
     for attribute in cls.get_attributes().values():
         if isinstance(attribute, HmacAttribute) and attribute.is_companion:
             field = fields[attribute.of or ""]
@@ -198,6 +199,11 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
                 if target is None or isinstance(target, (HmacAttribute, MapAttribute, ListAttribute)):
                     raise ConfigurationError(
                         f"{cls.__name__}.{name}: part {part!r} is not a top-level scalar attribute of the model"
+                    )
+                if isinstance(target, EncryptedAttribute) and target.truncated:
+                    # The compound hashes the part in full: it would reveal more than the declared bits.
+                    raise ConfigurationError(
+                        f"{cls.__name__}.{name}: part {part!r} has a truncated HMAC, which a compound would undo"
                     )
             attribute.model = cls
             compounds[name] = attribute
@@ -297,8 +303,14 @@ class _Plan:
         self.hash_key = (hash_key.attr_name, hash_key.attr_type) if hash_key is not None else None
         self.range_key = (range_key.attr_name, range_key.attr_type) if range_key is not None else None
 
-    def item_key(self, item: Dict[str, Dict[str, Any]]) -> Optional[bytes]:
-        """The encoded primary key of a serialized item, or None if a key attribute is missing."""
+    def item_key(
+        self, item: Dict[str, Dict[str, Any]], error: type[StashError] = EncryptionError
+    ) -> Optional[bytes]:
+        """The encoded primary key of a serialized item, or None if a key attribute is missing.
+
+        :raises StashError: ``error``, for a key value that has no canonical form (a number DynamoDB
+            cannot store, text that is not Unicode); the message names the attribute, not the value.
+        """
         encoded = b""
         for key in (self.hash_key, self.range_key):
             if key is None:
@@ -307,16 +319,24 @@ class _Plan:
             value = item.get(name)
             if value is None or attr_type not in value:
                 return None
-            encoded += encode_key_value(attr_type, value[attr_type])
+            try:
+                encoded += encode_key_value(attr_type, value[attr_type])
+            except Exception as exc:
+                raise error(f"key attribute {name}: {safe_reason(exc)}") from None
         return encoded
 
 
 class _FieldRuntime:
-    """One encrypted field under one keyring and logical table: its ciphers and HMAC key, cached."""
+    """One encrypted field under one keyring and logical table: its ciphers and HMAC key, cached.
+
+    :meth:`read` is the one way a stored field is opened, and :meth:`write` the one way one is sealed:
+    every path (model items, nested maps and lists of maps, updates, the raw-item API, the operations
+    tools) goes through them, so each applies the same checks.
+    """
 
     __slots__ = (
-        "field", "path", "name", "source", "hmac", "hmac_python", "is_key", "null", "codec", "where",
-        "identity_bound", "model_name",
+        "field", "path", "name", "source", "hmac", "hmac_python", "is_key", "hmac_keyed", "legacy", "null",
+        "codec", "where", "identity_bound", "model", "model_name",
         "_keyring", "_table", "_sealer", "_openers", "_hasher",
     )
 
@@ -328,13 +348,17 @@ class _FieldRuntime:
         self.path = path
         self.name = field.python_name
         self.source = field.attr_name
+        self.legacy = field.logical_name
         self.hmac = companion.attr_name if companion is not None else None
         self.hmac_python = companion.python_name if companion is not None else None
         self.is_key = companion is not None and (companion.is_hash_key or companion.is_range_key)
+        self.hmac_keyed = self.is_key or (path == field.logical_name and field.python_name in _index_keyed(cls))
+        """Whether the HMAC keys the table or an index, so that a projection may hold it without the value."""
         self.null = field.null
         self.identity_bound = field.identity_bound
         self.codec = field.codec
         self.where = f"{cls.__name__}.{field.python_name if path == field.logical_name else path}"
+        self.model = cls
         self.model_name = cls.__name__
         self._keyring = keyring
         self._table = table
@@ -351,7 +375,7 @@ class _FieldRuntime:
                 _audit.record("hmac", self.model_name, self._table, (self.name,), (self._keyring.index_key_id,))
             return digest
         except Exception as exc:  # a user normalizer may raise anything
-            raise EncryptionError(f"{self.where}: {safe_reason(exc)}") from None
+            raise EncryptionError(f"{self.where}: hashing failed: {safe_reason(exc)}") from None
 
     def encode(self, value: Any) -> Tuple[bytes, Optional[str]]:
         """The typed plaintext of ``value`` and, for an equality field, its HMAC.
@@ -365,13 +389,98 @@ class _FieldRuntime:
             hashed = self.field.hmac_input(value, plaintext)
             return plaintext, self.field.hmac_text(self._hasher.digest(hashed, self.field.hmac_size))
         except Exception as exc:  # a user normalizer may raise anything
-            raise EncryptionError(f"{self.where}: {safe_reason(exc)}") from None
+            raise EncryptionError(f"{self.where}: encrypting failed: {safe_reason(exc)}") from None
 
-    def seal(self, plaintext: bytes, item_key: bytes, digest: Optional[str], positions: bytes = b"") -> bytes:
+    def write(
+        self, out: Dict[str, Any], encoded: Tuple[bytes, Optional[str]], item_key: bytes, positions: bytes = b""
+    ) -> None:
+        """Seal an :meth:`encode`-d value into ``out`` (an item, a map, or the values of update actions):
+        ``x__source``, and ``x__hmac`` for an equality field, bound to ``item_key`` and list ``positions``.
+
+        :raises EncryptionError: for an identity-bound field outside a lock context.
+        """
+        plaintext, digest = encoded
         bound = item_key if digest is None else _with_digest(item_key, digest)
         if self.identity_bound:
             bound += self._identity(EncryptionError)
-        return self._sealer.seal(plaintext, bound + positions)
+        out[self.source] = {BINARY: self._sealer.seal(plaintext, bound + positions)}
+        if digest is not None and self.hmac is not None:
+            out[self.hmac] = {STRING: digest}
+
+    def write_key(self, out: Dict[str, Any], encoded: Tuple[bytes, Optional[str]]) -> None:
+        """Put this field's HMAC in ``out`` if it is part of the item's primary key, which every value of
+        the item is sealed to (so it must be there first; :meth:`write` writes it again, the same)."""
+        if self.is_key and self.hmac is not None and encoded[1] is not None:
+            out[self.hmac] = {STRING: encoded[1]}
+
+    def read(
+        self,
+        stored: Mapping[str, Any],
+        item_key: Optional[bytes],
+        positions: bytes = b"",
+        *,
+        policy: Optional[str],
+        whole_item: bool,
+    ) -> Tuple[Any, Optional[HmacDigest]]:
+        """Open this field in ``stored`` (an item or a map as read): its value (None if absent) and its HMAC.
+
+        ``x__source`` is decrypted and verified with ``item_key``, the stored ``x__hmac``, the list
+        ``positions`` and the lock context. A plaintext ``x`` in its place is read only when ``policy``
+        (None: the model's :func:`plaintext_policy`) is ``"read_plaintext"``, and never beside an
+        ``x__hmac``. An ``x__hmac`` without ``x__source`` is accepted only where a projection may have
+        left the value out (``whole_item`` false, and the HMAC keys the table or an index); the value
+        is then None.
+
+        :raises DecryptionError: with code ``plaintext_found`` for a plaintext value under ``"forbid"``;
+            ``plaintext_beside_hmac`` for a plaintext value beside a stored HMAC; ``hmac_without_value``;
+            ``malformed_hmac``; or for a value that is not authentic for this item, attribute and table.
+        :raises KeyNotFoundError: if its key id is not in the keyring.
+        """
+        digest: Optional[HmacDigest] = None
+        if self.hmac is not None:
+            stored_hmac = stored.get(self.hmac)
+            if stored_hmac is not None and NULL not in stored_hmac:
+                text = stored_hmac.get(STRING)
+                if type(text) is not str or not text.isascii() or len(stored_hmac) != 1:
+                    raise DecryptionError(f"{self.where}: its stored HMAC is malformed", code="malformed_hmac")
+                digest = HmacDigest(text)
+        source = stored.get(self.source)
+        if source is not None:
+            return self._open(source, item_key, digest, positions), digest
+        legacy = stored.get(self.legacy)
+        if legacy is not None and NULL not in legacy:
+            if digest is not None:
+                raise DecryptionError(
+                    f"{self.where}: a plaintext value stands beside a stored HMAC, which encryption never "
+                    "writes (the item may have been tampered with)",
+                    code="plaintext_beside_hmac",
+                )
+            return self._legacy_plaintext(legacy, policy), None
+        if digest is not None and (whole_item or not self.hmac_keyed):
+            raise DecryptionError(
+                f"{self.where}: the item holds its HMAC but not its value, which encryption never writes "
+                "(the item may have been tampered with)",
+                code="hmac_without_value",
+            )
+        return None, digest
+
+    def _legacy_plaintext(self, stored: Dict[str, Any], policy: Optional[str]) -> Any:
+        if (policy or plaintext_policy(self.model)) != "read_plaintext":
+            raise DecryptionError(
+                f"{self.where} is stored in plaintext and Meta.plaintext_policy is 'forbid': either the "
+                "table is being migrated (see the migration runbook in docs/operations.md) or the item was "
+                "tampered with",
+                code="plaintext_found",
+            )
+        from ._items import _plaintext  # the conversions of the raw-item API
+
+        try:
+            return _plaintext(self.field, stored)
+        except Exception as exc:
+            raise DecryptionError(
+                f"{self.where}: its plaintext value does not fit the attribute ({type(exc).__name__})",
+                code="type_mismatch",
+            ) from None
 
     def _identity(self, error: type[StashError]) -> bytes:
         claims = current_lock_context.get()
@@ -380,15 +489,16 @@ class _FieldRuntime:
                         code="missing_lock_context")
         return b"L" + _crypto.length_prefixed(claims)
 
-    def open(
+    def _open(
         self, stored: Dict[str, Any], item_key: Optional[bytes], digest: Optional[str], positions: bytes = b""
     ) -> Any:
-        """Decrypt and decode a stored ``x__source`` value read with ``item_key`` and the stored HMAC.
+        """Decrypt and decode a stored ``x__source`` value read with ``item_key`` and the stored HMAC
+        (part of :meth:`read`, which every path calls).
 
         :raises DecryptionError: if the value is not authentic for this item, attribute and table.
         :raises KeyNotFoundError: if its key id is not in the keyring.
         """
-        blob = stored.get(BINARY)
+        blob = stored.get(BINARY) if type(stored) is dict and len(stored) == 1 else None
         if type(blob) is not bytes:
             if not isinstance(blob, (bytes, bytearray)):
                 raise DecryptionError(f"{self.where}: the stored value is not a pynamodb-stash ciphertext")
@@ -538,14 +648,14 @@ def encode_key_value(attr_type: str, value: Any) -> bytes:
     """One serialized key value as ``type letter | u16 length | bytes``.
 
     Numbers are normalized, because DynamoDB returns ``"1"`` for a stored ``"1.0"`` and ``"0"`` for ``"-0"``.
+
+    :raises ValueRejected: for a number DynamoDB cannot store. :raises UnicodeEncodeError: for a lone
+        surrogate in a string.
     """
     if attr_type == STRING:
         data = value.encode("utf-8")
     elif attr_type == NUMBER:
-        try:
-            data = canonical_number(value).encode("ascii")
-        except InvalidOperation:
-            data = str(value).encode("utf-8")
+        data = canonical_number(value).encode("ascii")
     else:
         data = bytes(value)
     return attr_type.encode("ascii") + _crypto.length_prefixed(data)
@@ -585,10 +695,7 @@ def _seal_nested(
                 if null_check and not attribute.null:
                     raise AttributeNullError(f"{path}.{name}")
                 continue
-            plaintext, digest = field.encode(element)
-            if digest is not None and field.hmac is not None:
-                out[field.hmac] = {STRING: digest}
-            out[attribute.attr_name] = {BINARY: field.seal(plaintext, item_key, digest, _positions(indices))}
+            field.write(out, field.encode(element), item_key, _positions(indices))
             continue
         inner = _nested_kind(attribute)
         if inner is not None:
@@ -616,15 +723,17 @@ def _open_nested(
     stored: Dict[str, Any],
     path: str,
     item_key: Optional[bytes],
+    read: _ReadMode,
     indices: Tuple[int, ...] = (),
 ) -> Any:
-    """The inverse of :func:`_seal_nested`: map instances with their fields decrypted and verified."""
+    """The inverse of :func:`_seal_nested`: map instances with their fields opened by
+    :meth:`_FieldRuntime.read`."""
     if is_list:
         elements = stored.get("L")
         if not isinstance(elements, list):
             raise DecryptionError(f"{path}: the stored value is not a list")
         return [
-            _open_nested(runtime, map_class, False, element, path + "[]", item_key, (*indices, i))
+            _open_nested(runtime, map_class, False, element, path + "[]", item_key, read, (*indices, i))
             for i, element in enumerate(elements)
         ]
     raw = stored.get("M")
@@ -635,33 +744,71 @@ def _open_nested(
     for name, attribute in map_class.get_attributes().items():
         if isinstance(attribute, HmacAttribute) and attribute.is_companion:
             continue
-        element = raw.get(attribute.attr_name)
         if isinstance(attribute, EncryptedAttribute):
             field = runtime.by_path[f"{path}.{attribute.logical_name}"]
-            digest = None
-            if field.hmac is not None and field.hmac_python is not None:
-                stored_hmac = raw.get(field.hmac)
-                if stored_hmac is not None and STRING in stored_hmac:
-                    digest = HmacDigest(stored_hmac[STRING])
-                    values[field.hmac_python] = digest
-            if element and NULL not in element:
-                values[name] = field.open(element, item_key, digest, _positions(indices))
+            value, digest = field.read(
+                raw, item_key, _positions(indices), policy=read.policy, whole_item=read.whole_item
+            )
+            if digest is not None and field.hmac_python is not None:
+                values[field.hmac_python] = digest
+            if value is not None:
+                values[name] = value
             continue
+        element = raw.get(attribute.attr_name)
         if not element or NULL in element:
             continue
         inner = _nested_kind(attribute)
         if inner is not None:
             values[name] = _open_nested(
                 runtime, inner, isinstance(attribute, ListAttribute), element,
-                f"{path}.{attribute.attr_name}", item_key, indices,
+                f"{path}.{attribute.attr_name}", item_key, read, indices,
             )
         else:
             setattr(instance, name, attribute.deserialize(attribute.get_value(element)))
     return instance
 
 
-reading_plaintext: ContextVar[bool] = ContextVar("pynamodb_stash_reading_plaintext", default=False)
-"""Set by the migration tools, which must read legacy plaintext whatever ``Meta.plaintext_policy`` says."""
+class _ReadMode(NamedTuple):
+    """How a read opens stored fields (see :meth:`_FieldRuntime.read`)."""
+
+    policy: Optional[str]
+    """The plaintext policy in force: ``"forbid"``, ``"read_plaintext"``, or None for the model's own."""
+    whole_item: bool
+    """Whether the item was read whole (a stream image, a raw item, a full scan), not projected."""
+
+
+_MODEL_READ = _ReadMode(None, False)
+
+
+PLAINTEXT_POLICIES = ("forbid", "read_plaintext")
+
+
+def plaintext_policy(cls: type[EncryptedModel]) -> str:
+    """``cls.Meta.plaintext_policy`` (default ``"forbid"``): the one place it is read and checked.
+
+    :raises ConfigurationError: for any other value.
+    """
+    policy = getattr(cls.Meta, "plaintext_policy", "forbid")
+    if policy not in PLAINTEXT_POLICIES:
+        raise ConfigurationError(
+            f"{cls.__name__}.Meta.plaintext_policy is 'forbid' or 'read_plaintext', not {policy!r}"
+        )
+    return str(policy)
+
+
+def _index_keyed(cls: type[EncryptedModel]) -> frozenset[str]:
+    """Python names of the fields whose HMAC keys one of the model's indexes."""
+    names = set()
+    for index in cls._indexes.values():
+        for attribute in index.Meta.attributes.values():
+            field = getattr(attribute, "field", None)
+            if isinstance(attribute, HmacAttribute) and field is not None and (
+                attribute.is_hash_key or attribute.is_range_key
+            ):
+                names.add(field.python_name)
+    return frozenset(names)
+
+
 
 class _AuditedResults(ResultIterator[_M]):
     """PynamoDB's query/scan results, counting their decryption into one audit event at the end."""
@@ -678,6 +825,7 @@ class _AuditedResults(ResultIterator[_M]):
         except StashError as error:
             self._stash_reads.outcome = error.code
             self._stash_reads.close()
+            report_error(error)
             raise
         finally:
             _audit.current_scope.reset(token)
@@ -852,6 +1000,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
         return from_stream_image(cls, image)
 
+    def __repr__(self) -> str:
+        """PynamoDB's repr with every encrypted value shown as ``<encrypted>`` and HMACs as ``<hmac>``."""
+        return masked_repr(self)
+
     @classmethod
     def batch_write(cls: type[_M], auto_commit: bool = True) -> EncryptedBatchWrite[_M]:
         """PynamoDB's ``batch_write``, with backoff on unprocessed items (see :class:`EncryptedBatchWrite`)."""
@@ -975,6 +1127,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     # and seal each encrypted value to the item's primary key (read back from the serialized item, so
     # the reader binds exactly what the writer bound).
 
+    @reporting
     def _container_serialize(self, null_check: bool = True) -> Dict[str, Dict[str, Any]]:
         plan = self._stash_plan()
         values = self.attribute_values
@@ -1006,21 +1159,20 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 if digest is not None:  # a key read back as a bare HMAC (a KEYS_ONLY index result)
                     item[field.hmac] = {STRING: digest}  # type: ignore[index]
                 continue
-            plaintext, digest = field.encode(value)
-            if digest is not None:
-                item[field.hmac] = {STRING: digest}  # type: ignore[index]
-            pending.append((field, plaintext, digest))
-            encrypted += len(plaintext)
+            encoded = field.encode(value)
+            field.write_key(item, encoded)
+            pending.append((field, encoded))
+            encrypted += len(encoded[0])
         nested = [(stored, cls, is_list, getattr(self, name)) for name, _, stored, cls, is_list in plan.nested]
         if not pending and all(value is None for *_, value in nested):
             return item
         item_key = plan.item_key(item)
         if item_key is None:
             raise EncryptionError(f"{type(self).__name__}: an item needs its primary key to be encrypted")
-        for field, plaintext, digest in pending:
-            item[field.source] = {BINARY: field.seal(plaintext, item_key, digest)}
+        for field, encoded in pending:
+            field.write(item, encoded, item_key)
         if _audit.wanted():
-            written = [field.name for field, _, _ in pending]
+            written = [field.name for field, _ in pending]
             written += [name for name, *_ in plan.nested if values.get(name) is not None]
             _audit.record("encrypt", type(self).__name__, runtime.table, written, (runtime.keyring.primary_key_id,))
         for (name, attribute, *_), (stored, map_class, is_list, value) in zip(plan.nested, nested):
@@ -1033,7 +1185,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         # large (counting costs ~5% of a small item's round trip). Otherwise DynamoDB's own check applies.
         size = item_size(item) if encrypted > 32 * 1024 or (plan.nested and nested) else 0
         if size > MAX_ITEM_SIZE:
-            sizes = {field.name: item_size({field.source: item[field.source]}) for field, _, _ in pending}
+            sizes = {field.name: item_size({field.source: item[field.source]}) for field, _ in pending}
             largest = max(sizes, key=sizes.__getitem__) if sizes else "none"
             growth = sum(sizes.values()) - encrypted
             raise EncryptionError(
@@ -1044,7 +1196,12 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             )
         return item
 
+    @reporting
     def _container_deserialize(self, attribute_values: Dict[str, Dict[str, Any]]) -> None:
+        self._stash_fill(attribute_values, _MODEL_READ)
+
+    def _stash_fill(self, attribute_values: Dict[str, Dict[str, Any]], read: _ReadMode) -> None:
+        """Set this instance's values from a stored item, its encrypted fields opened as ``read`` says."""
         plan = self._stash_plan()
         self.attribute_values = values = {}
         self._set_discriminator()
@@ -1064,7 +1221,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         names: Optional[List[str]] = [] if _audit.wanted() else None
         keys: List[str] = []
         try:
-            self._stash_decrypt(plan, runtime, attribute_values, values, names, keys)
+            self._stash_decrypt(plan, runtime, attribute_values, values, names, keys, read)
         except StashError as error:
             if names is not None:
                 _audit.record("decrypt", type(self).__name__, runtime.table, names, keys, outcome=error.code)
@@ -1074,39 +1231,30 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
     def _stash_decrypt(
         self, plan: _Plan, runtime: _Runtime, attribute_values: Dict[str, Dict[str, Any]], values: Dict[str, Any],
-        names: Optional[List[str]], keys: List[str],
+        names: Optional[List[str]], keys: List[str], read: _ReadMode,
     ) -> None:
-        """Decrypt the item's encrypted values into ``values``; name them in ``names`` when auditing."""
-        item_key: Optional[bytes] = None
+        """Open the item's encrypted values into ``values``; name them in ``names`` when auditing."""
+        item_key = plan.item_key(attribute_values, DecryptionError)
         for name, _, stored, map_class, is_list in plan.nested:
             stored_value = attribute_values.get(stored)
             if not stored_value or NULL in stored_value:
                 continue
-            if item_key is None:
-                item_key = plan.item_key(attribute_values)
-            values[name] = _open_nested(runtime, map_class, is_list, stored_value, stored, item_key)
+            values[name] = _open_nested(runtime, map_class, is_list, stored_value, stored, item_key, read)
             if names is not None:
                 names.append(name)
+        policy, whole_item = read
         for field in runtime.fields:
-            digest = None
-            if field.hmac is not None and field.hmac_python is not None:
-                stored_hmac = attribute_values.get(field.hmac)
-                if stored_hmac is not None and STRING in stored_hmac:
-                    digest = HmacDigest(stored_hmac[STRING])
-                    values[field.hmac_python] = digest
-            stored_value = attribute_values.get(field.source)
-            if not stored_value or NULL in stored_value:
-                legacy = attribute_values.get(field.field.logical_name)
-                if legacy and NULL not in legacy:
-                    values[field.name] = self._stash_legacy_plaintext(field, legacy)
+            value, digest = field.read(attribute_values, item_key, policy=policy, whole_item=whole_item)
+            if digest is not None and field.hmac_python is not None:
+                values[field.hmac_python] = digest
+            if value is None:
                 continue
-            if item_key is None:
-                item_key = plan.item_key(attribute_values)
-            values[field.name] = field.open(stored_value, item_key, digest)
+            values[field.name] = value
             if names is not None:
                 names.append(field.name)
-                blob = stored_value[BINARY]
-                keys.append(blob[2 : 2 + blob[1]].decode("ascii"))
+                blob = attribute_values.get(field.source, {}).get(BINARY)
+                if blob is not None:
+                    keys.append(_crypto.read_key_id(blob))
         for name, compound in self._stash_compounds.items():
             stored_compound = values.get(name)
             if stored_compound is None or all(getattr(self, part) is None for part in compound.parts):
@@ -1119,45 +1267,31 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     code="hmac_mismatch",
                 )
 
-    def _stash_legacy_plaintext(self, field: _FieldRuntime, stored: Dict[str, Any]) -> Any:
-        """A value written before the attribute was encrypted, under its plain name: per ``Meta.plaintext_policy``.
-
-        ``"forbid"`` (the default) raises; ``"read_plaintext"`` returns it (writes always encrypt).
-        """
-        policy = "read_plaintext" if reading_plaintext.get() else getattr(self.Meta, "plaintext_policy", "forbid")
-        if policy != "read_plaintext":
-            if policy != "forbid":
-                raise ConfigurationError(
-                    f"{type(self).__name__}.Meta.plaintext_policy is 'forbid' or 'read_plaintext', not {policy!r}"
-                )
-            raise DecryptionError(
-                f"{field.where} is stored in plaintext (Meta.plaintext_policy is 'forbid'); "
-                "encrypt the table with `pynamodb-stash encrypt-existing`",
-                code="plaintext_found",
-            )
-        from ._items import _plaintext  # the conversions of the raw-item API
-
-        try:
-            return _plaintext(field.field, stored)
-        except Exception as exc:
-            raise DecryptionError(
-                f"{field.where}: its plaintext value does not fit the attribute ({type(exc).__name__})"
-            ) from None
-
     @classmethod
     def _instantiate(cls, attribute_values: Dict[str, Dict[str, Any]]) -> Any:
         # PynamoDB's _instantiate (behind from_raw_data: get, query, scan, batch_get, TransactGet)
         # calls AttributeContainer._container_deserialize directly, past the override above.
+        return cls._stash_load(attribute_values, whole_item=False)
+
+    @classmethod
+    @reporting
+    def _stash_load(
+        cls: type[_M], attribute_values: Dict[str, Dict[str, Any]], *, whole_item: bool, policy: Optional[str] = None
+    ) -> _M:
+        """An instance from a stored item, as :meth:`from_raw_data` makes it, read as the caller says.
+
+        :param whole_item: the item was read whole (a stream image, a raw item, a full scan): an HMAC
+            without its value is then always refused.
+        :param policy: a plaintext policy other than ``Meta.plaintext_policy`` (the migration tools).
+        :raises ValueError: (PynamoDB's) for a discriminator naming a class that is not a ``cls``.
+        """
         stored_cls = cls._get_discriminator_class(attribute_values)
         if stored_cls and not issubclass(stored_cls, cls):
             raise ValueError(f"Cannot instantiate a {cls.__name__} from the returned class: {stored_cls.__name__}")
         model = stored_cls or cls
-        if model.__init__ is Model.__init__:
-            # Model.__init__ only fills attribute_values, which _container_deserialize starts afresh.
-            instance = object.__new__(model)
-        else:
-            instance = model(_user_instantiated=False)
-        instance._container_deserialize(attribute_values)
+        # Model.__init__ only fills attribute_values, which _stash_fill starts afresh.
+        instance: _M = object.__new__(model) if model.__init__ is Model.__init__ else model(_user_instantiated=False)
+        instance._stash_fill(attribute_values, _ReadMode(policy, whole_item))
         return instance
 
     # -- the update path ----------------------------------------------------------------------------
@@ -1255,20 +1389,15 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 expanded.append(SetAction(Path(path), Value(stored)))
                 continue
             legacy = RemoveAction(Path([declared.logical_name]))
-            if (
-                len(path) == 1
-                and getattr(self.Meta, "plaintext_policy", "forbid") == "read_plaintext"
-                and legacy not in actions
-            ):
+            if len(path) == 1 and plaintext_policy(type(self)) == "read_plaintext" and legacy not in actions:
                 # During a migration, a new value also drops the stale plaintext beside it.
                 expanded.append(legacy)
             field = runtime.by_path[declared.template_path()]
-            plaintext, digest = field.encode(action.value)
-            expanded.append(SetAction(Path(path), Value({BINARY: field.seal(plaintext, item_key, digest)})))
-            if digest is not None and field.hmac is not None:
-                expanded.append(SetAction(Path([*path[:-1], field.hmac]), Value({STRING: digest})))
+            sealed: Dict[str, Any] = {}
+            field.write(sealed, field.encode(action.value), item_key)
+            expanded += [SetAction(Path([*path[:-1], name]), Value(stored)) for name, stored in sealed.items()]
         if self._stash_compounds:
-            expanded += self._stash_compound_actions(actions)
+            expanded += self._stash_compound_actions(actions, runtime.keyring)
         written = [
             ".".join(action.attribute.attr_path).replace(SOURCE_SUFFIX, "") for action in actions
             if isinstance(action, PendingEncryptedAction) and action.value is not None
@@ -1277,8 +1406,9 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             _audit.record("encrypt", type(self).__name__, runtime.table, written, (runtime.keyring.primary_key_id,))
         return expanded
 
-    def _stash_compound_actions(self, actions: List[Action]) -> List[Action]:
-        """Keep compound HMACs in step with an update of their parts (from this instance's values)."""
+    def _stash_compound_actions(self, actions: List[Action], keyring: Keyring) -> List[Action]:
+        """Keep compound HMACs in step with an update of their parts (from this instance's values), under
+        the item's ``keyring``."""
         updated: Dict[str, Any] = {}
         unknown: set[str] = set()
         attributes = self.get_attributes()
@@ -1312,7 +1442,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if any(part is None for part in parts):
                 compound_actions.append(RemoveAction(Path([compound.attr_name])))
             else:
-                digest = Value({STRING: compound.serialize(parts)})
+                digest = Value({STRING: compound.digest(parts, keyring)})
                 compound_actions.append(SetAction(Path([compound.attr_name]), digest))
         return compound_actions
 

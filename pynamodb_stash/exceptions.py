@@ -18,7 +18,10 @@ an HMAC or key material, so they are safe to log.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import functools
+from typing import Any, Callable, Optional, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = [
     "ConfigurationError",
@@ -43,7 +46,6 @@ class StashError(Exception):
         super().__init__(message)
         if code is not None:
             self.code = code
-        report_error(self)
 
 
 class ConfigurationError(StashError):
@@ -98,14 +100,25 @@ class UnsupportedQueryError(StashError):
 
 
 error_handler: Optional[Callable[[BaseException], None]] = None
-"""Set by ``configure(error_handler=...)``: sees every StashError as it is raised, and sink failures."""
+"""Set by ``configure(error_handler=...)``: hears each StashError once, where the library operation it ends
+returns to the caller, and audit sink failures."""
 
 
 def report_error(error: BaseException) -> None:
-    """Hand ``error`` to the configured error handler; a failing handler is ignored (and logged)."""
+    """Hand ``error`` to the configured error handler, once per error object (an operation that ends in an
+    error raised by an inner one does not report it again); a failing handler is ignored (and logged).
+
+    Exceptions themselves are inert: constructing one reports nothing. The library calls this where an
+    operation ends: a model operation, one step of a read's iteration, ``serialize()``/``from_raw_data()``,
+    a raw-item function, an operations tool.
+    """
     handler = error_handler
     if handler is None:
         return
+    if isinstance(error, StashError):
+        if getattr(error, "_stash_reported", False):
+            return
+        error._stash_reported = True  # type: ignore[attr-defined]
     try:
         handler(error)
     except Exception as failure:
@@ -114,3 +127,17 @@ def report_error(error: BaseException) -> None:
         logging.getLogger("pynamodb_stash").warning("pynamodb-stash: the error handler failed (%s)",
                                                      type(failure).__name__)
 
+
+
+def reporting(function: _F) -> _F:
+    """Decorate a function that ends a library operation: a StashError it raises is reported once."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except StashError as error:
+            report_error(error)
+            raise
+
+    return wrapper  # type: ignore[return-value]

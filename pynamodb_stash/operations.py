@@ -31,7 +31,7 @@ from pynamodb.expressions.update import Action, RemoveAction, SetAction
 from . import _crypto
 from ._attributes import HMAC_SUFFIX, SOURCE_SUFFIX
 from ._codecs import _from_json, _to_json
-from ._model import EncryptedModel, _seal_nested, reading_plaintext
+from ._model import EncryptedModel, _seal_nested
 from .exceptions import ConfigurationError, StashError
 
 __all__ = ["Report", "encrypt_existing", "rotate", "status", "verify"]
@@ -115,11 +115,15 @@ def verify(
 
     def check(raw: Dict[str, Any], part: Report) -> None:
         try:
-            model.from_raw_data(raw)
+            model._stash_load(raw, whole_item=True)
+            key_ids = list(_key_ids(raw))
         except StashError as error:
             part.failures[error.code] += 1
             return
-        part.key_ids.update(_key_ids(raw))
+        except _crypto.InvalidCiphertext:  # an undeclared x__source that is not a ciphertext at all
+            part.failures["malformed_ciphertext"] += 1
+            return
+        part.key_ids.update(key_ids)
         part.unchanged += 1
 
     return _run(model, check, Report(), segments=segments, progress=progress)
@@ -139,6 +143,7 @@ def encrypt_existing(
     dry_run: bool = False,
     progress: Optional[Callable[[Report], None]] = None,
     page_size: Optional[int] = None,
+    trust_suspicious: bool = False,
 ) -> Report:
     """Encrypt every attribute still stored in plaintext under its plain name, in place.
 
@@ -153,11 +158,24 @@ def encrypt_existing(
     :param max_write_rate: rewrites per second, at most (across segments).
     :param dry_run: count what would be rewritten, write nothing.
     :param page_size: items per scan request (default: DynamoDB's 1 MB pages).
+    :param trust_suspicious: also encrypt suspicious plaintext (below). Without it such an item is left
+        as it is and counted as a ``suspicious_plaintext`` failure.
+
+    A plaintext value is suspicious when the item also holds any encrypted form written by the model (an
+    ``x__source``, an ``x__hmac`` or an encrypted map): a table writer without keys can delete a
+    ciphertext and write a plaintext of their choice in its place, and encrypting it would make their
+    value authentic. A legitimate item is in that state only if the application ``update()``-d some of
+    its encrypted attributes during the migration (with ``plaintext_policy="read_plaintext"``). An
+    ``x__hmac`` without ``x__source``, or beside a plaintext ``x``, is never written by the library and
+    is always refused (``hmac_without_value``, ``plaintext_beside_hmac``).
     """
     limiter = _RateLimiter(max_write_rate)
 
+    def plan(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel) -> Any:
+        return _legacy_actions(model, raw, instance, trust_suspicious=trust_suspicious)
+
     def migrate(raw: Dict[str, Any], part: Report) -> None:
-        _rewrite(model, raw, part, dry_run, limiter, _legacy_actions)
+        _rewrite(model, raw, part, dry_run, limiter, plan)
 
     return _run(
         model, migrate, Report(), segments=segments, segment=segment, total_segments=total_segments,
@@ -221,11 +239,7 @@ def _rewrite(
 ) -> None:
     for _ in range(_RETRIES_PER_ITEM):
         try:
-            token = reading_plaintext.set(True)
-            try:
-                instance = model.from_raw_data(raw)
-            finally:
-                reading_plaintext.reset(token)
+            instance = model._stash_load(raw, whole_item=True, policy="read_plaintext")
             actions, condition = plan(model, raw, instance)
         except _MoveItem:
             if dry_run:
@@ -284,11 +298,12 @@ def _rewrite(
 
 
 def _legacy_actions(
-    model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel
+    model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel, *, trust_suspicious: bool = False
 ) -> Tuple[List[Action], Optional[Condition]]:
     actions: List[Action] = []
     condition: Optional[Condition] = None
-    for runtime_field in _runtime_of(instance).fields:
+    runtime = _runtime_of(instance)
+    for runtime_field in runtime.fields:
         name = runtime_field.field.logical_name
         legacy = raw.get(name)
         if not legacy or NULL in legacy:
@@ -297,6 +312,11 @@ def _legacy_actions(
         if runtime_field.source in raw:  # written encrypted meanwhile: only the stale plaintext is left
             unchanged &= Path([runtime_field.source]) == Value(raw[runtime_field.source])
         else:
+            if not trust_suspicious and _holds_encrypted_forms(type(instance), raw):
+                raise StashError(
+                    f"{runtime_field.where}: a plaintext value beside encrypted ones (see encrypt_existing)",
+                    code="suspicious_plaintext",
+                )
             actions.append(runtime_field.field.set(instance.attribute_values[runtime_field.name]))
             unchanged &= Path([runtime_field.source]).does_not_exist()
         actions.append(RemoveAction(Path([name])))
@@ -342,6 +362,18 @@ def _rotation_actions(
         unchanged = Path([stored_name]) == Value(stored)
         condition = unchanged if condition is None else condition & unchanged
     return actions, condition
+
+
+def _holds_encrypted_forms(model: type[EncryptedModel], raw: Dict[str, Any]) -> bool:
+    """Whether a stored item holds anything the model writes encrypted: a field's ``x__source`` or
+    ``x__hmac``, or an encrypted map (or list of them)."""
+    plan = model._stash_plan()
+    names = {stored for _, _, stored, _, _ in plan.nested}
+    for field in plan.fields:
+        names.add(field.attr_name)
+        if field.hmac_attribute is not None:
+            names.add(field.hmac_attribute.attr_name)
+    return not names.isdisjoint(raw)
 
 
 class PresealedSet(SetAction):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import math
-import warnings
+import struct
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -23,13 +25,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 
-from pynamodb_stash._codecs import codec_for
-
-with warnings.catch_warnings():
-    # Hypothesis imports this lazily to write a patch for a failing example; under the project's
-    # filterwarnings=error its DeprecationWarning would abort the whole session instead of one test.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import hypothesis.extra._patching  # noqa: F401
+from pynamodb_stash._codecs import ValueRejected, WrongType, codec_for, safe_reason
 
 BUILTIN_TYPES = [str, bytes, int, float, Decimal, bool, datetime, date, dict, list, set]
 SAMPLES: dict[type, Any] = {
@@ -430,10 +426,234 @@ def test_bad_values_raise_without_naming_the_value(type_: Any, value: Any, error
         assert MARKER not in str(arg)
 
 
+@pytest.mark.parametrize(("type_", "value", "error"), BAD_VALUES, ids=lambda x: getattr(x, "__name__", None))
+def test_bad_values_raise_the_codecs_own_errors_with_their_text(
+    type_: Any, value: Any, error: type[Exception]
+) -> None:
+    """Refused by this library, so safe_reason passes its (value-free) text on: it says what is wrong."""
+    with pytest.raises(error) as excinfo:
+        codec_for(type_).encode(value)
+    assert type(excinfo.value) is (WrongType if error is TypeError else ValueRejected)
+    assert safe_reason(excinfo.value) == str(excinfo.value)
+    assert "does not fit" not in safe_reason(excinfo.value)
+    assert excinfo.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("type_", "value", "reason"),
+    [
+        (str, 5, "expected str, got int"),
+        (int, True, "expected int, got bool"),
+        (Decimal, 1.5, "expected Decimal, got float"),
+        (datetime, datetime(2024, 5, 6), "datetime values must be timezone-aware"),
+        (dict, {"k": Decimal("1")}, "Decimal is not a JSON type (str, int, float, bool, None, list, dict)"),
+        (set, {1}, "set members must be str"),
+        (list, _deep(200), "JSON value nested deeper than 64 levels"),
+    ],
+    ids=repr,
+)
+def test_codec_refusals_keep_their_informative_text(type_: Any, value: Any, reason: str) -> None:
+    with pytest.raises((WrongType, ValueRejected)) as excinfo:
+        codec_for(type_).encode(value)
+    assert safe_reason(excinfo.value) == reason
+
+
+@pytest.mark.parametrize(
+    "value", [MARKER + "\ud800", "\udc80" + MARKER, "\udfff"], ids=["high", "low", "alone"]
+)
+def test_a_str_with_a_lone_surrogate_is_refused_without_the_unicode_error_text(value: str) -> None:
+    """UnicodeEncodeError quotes the character and the position; the codec names only its type."""
+    attempts: list[Any] = [
+        lambda: codec_for(str).encode(value),
+        lambda: codec_for(str).hmac_input(value),
+        lambda: codec_for(list).encode([value]),
+        lambda: codec_for(dict).hmac_input({"k": value}),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ValueRejected) as excinfo:
+            attempt()
+        assert type(excinfo.value) is ValueRejected
+        message = safe_reason(excinfo.value)
+        assert "UnicodeEncodeError" in message
+        assert MARKER not in message and "\\ud" not in message.lower() and "position" not in message
+        assert excinfo.value.__cause__ is None and excinfo.value.__suppress_context__
+
+
+# -- safe_reason: the text of other code's errors never comes out --------------------------------------
+
+
+class _UserValueRejected(ValueRejected):
+    """A subclass made elsewhere: not written by the codecs, so not trusted."""
+
+
+class _UserWrongType(WrongType):
+    pass
+
+
+FOREIGN_ERRORS = [ValueError, TypeError, KeyError, LookupError, RuntimeError, ArithmeticError, OverflowError,
+                  UnicodeError, AttributeError, AssertionError, Exception, _UserValueRejected, _UserWrongType]
+
+
+@settings(max_examples=300)
+@given(kind=st.sampled_from(FOREIGN_ERRORS), secret=st.text(min_size=1), extra=st.lists(st.text(), max_size=2))
+def test_safe_reason_never_passes_on_another_errors_text(
+    kind: type[Exception], secret: str, extra: list[str]
+) -> None:
+    error = kind(f"invalid literal: {MARKER}{secret!r}", *extra)
+    reason = safe_reason(error)
+    assert reason == f"the value does not fit ({kind.__name__})"
+    assert MARKER not in reason
+
+
+def _foreign(call: Any) -> BaseException:
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("expected an error")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: int(MARKER),
+        lambda: float(MARKER),
+        lambda: ipaddress.ip_address(MARKER),
+        lambda: datetime.strptime(MARKER, "%Y-%m-%d"),
+        lambda: date.fromisoformat(MARKER),
+        lambda: json.loads(MARKER),
+        lambda: dict[str, int]()[MARKER],
+        lambda: MARKER.encode("ascii", "strict") + "\udc80".encode(),
+        lambda: (MARKER + "\xff").encode("ascii"),
+        lambda: b"\xff".decode("utf-8") + MARKER,
+        lambda: Decimal(MARKER),
+        lambda: struct.pack(">d", MARKER),
+        lambda: getattr(MARKER, MARKER),
+    ],
+    ids=["int", "float", "ipaddress", "strptime", "fromisoformat", "json", "KeyError", "surrogate",
+         "ascii", "utf-8", "Decimal", "struct", "getattr"],
+)
+def test_safe_reason_hides_what_a_user_normalizer_quotes(call: Any) -> None:
+    """A normalizer built on int(), ipaddress or strptime raises errors that quote the value."""
+    error = _foreign(call)
+    reason = safe_reason(error)
+    assert reason == f"the value does not fit ({type(error).__name__})"
+    assert MARKER not in reason
+
+
+@settings(max_examples=100)
+@given(secret=st.text(min_size=1, max_size=30))
+def test_safe_reason_hides_int_parse_errors_of_any_text(secret: str) -> None:
+    error = _foreign(lambda: int(MARKER + secret))
+    assert type(error) is ValueError
+    assert safe_reason(error) == "the value does not fit (ValueError)"
+
+
+# -- decoding never quotes the plaintext ---------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(
+    type_=st.sampled_from(
+        [*BUILTIN_TYPES, UnicodeAttribute(), NumberAttribute(), UTCDateTimeAttribute(), MapAttribute(), ListAttribute()]
+    ),
+    payload=st.binary(max_size=40) | st.text(max_size=40).map(lambda t: (MARKER + t).encode("utf-8", "replace")),
+)
+def test_decoding_garbage_raises_value_rejected_without_quoting_it(type_: Any, payload: bytes) -> None:
+    codec = codec_for(type_)
+    data = bytes((codec.tag,)) + payload
+    try:
+        out = codec.decode(data)
+    except ValueRejected as exc:
+        assert type(exc) is ValueRejected
+        assert MARKER not in str(exc) and repr(payload) not in str(exc)
+        assert exc.__cause__ is None
+        assert safe_reason(exc) == str(exc)
+    else:  # a payload that happens to be a valid encoding comes back as a value of the type
+        if isinstance(type_, type):
+            assert isinstance(out, type_)
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload"),
+    [
+        (datetime, MARKER.encode()),
+        (datetime, b"2024-01-01T00:00:00+00:00[../" + MARKER.encode() + b"]"),
+        (date, MARKER.encode()),
+        (dict, b'{"' + MARKER.encode() + b'":'),
+        (str, MARKER.encode() + b"\xff"),
+        (set, MARKER.encode()),
+    ],
+    ids=lambda x: getattr(x, "__name__", None),
+)
+def test_decoding_errors_name_the_type_not_the_bytes(type_: type, payload: bytes) -> None:
+    codec = codec_for(type_)
+    with pytest.raises(ValueRejected) as excinfo:
+        codec.decode(bytes((codec.tag,)) + payload)
+    assert type(excinfo.value) is ValueRejected
+    assert MARKER not in str(excinfo.value)
+    assert codec.name in str(excinfo.value)
+
+
+# -- equality forms ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "nan",
+    [math.nan, -math.nan, math.inf - math.inf, struct.unpack(">d", b"\x7f\xf0\x00\x00\x00\x00\x00\x01")[0]],
+    ids=["nan", "-nan", "inf-inf", "signalling"],
+)
+def test_a_float_nan_has_no_equality_hmac(nan: float) -> None:
+    """NaN equals nothing, itself included, and NaNs differ in their bits: an HMAC would match some."""
+    codec = codec_for(float)
+    assert math.isnan(codec.decode(codec.encode(nan)))  # still stored (encrypted) as it is
+    with pytest.raises(ValueRejected) as excinfo:
+        codec.hmac_input(nan)
+    assert type(excinfo.value) is ValueRejected
+    assert "NaN" in safe_reason(excinfo.value)
+    with pytest.raises(ValueRejected):
+        codec.hmac_input(nan, codec.encode(nan))
+
+
+@settings(max_examples=300)
+@given(a=st.floats(allow_nan=False), b=st.floats(allow_nan=False))
+def test_floats_share_an_hmac_input_exactly_when_equal(a: float, b: float) -> None:
+    codec = codec_for(float)
+    assert (codec.hmac_input(a) == codec.hmac_input(b)) is (a == b)
+    assert codec.hmac_input(-0.0) == codec.hmac_input(0.0)
+
+
+@pytest.mark.parametrize("text", ["NaN", "sNaN", "-Infinity", "1E+126", "1E-131", "1" * 39])
+def test_a_decimal_dynamodb_cannot_store_has_no_equality_hmac_but_is_still_stored(text: str) -> None:
+    codec = codec_for(Decimal)
+    value = Decimal(text)
+    assert codec.decode(codec.encode(value)).as_tuple() == value.as_tuple()
+    with pytest.raises(ValueRejected) as excinfo:
+        codec.hmac_input(value)
+    assert type(excinfo.value) is ValueRejected
+    message = safe_reason(excinfo.value)
+    assert message == str(excinfo.value)
+    if value.is_finite():
+        assert text not in message
+    assert ("NaN" in message) is (not value.is_finite())
+
+
 @pytest.mark.parametrize("type_", [tuple, frozenset, object, complex, bytearray, "str", None, UnicodeAttribute])
 def test_unsupported_declared_types(type_: Any) -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as excinfo:
         codec_for(type_)
+    assert type(excinfo.value) is WrongType
+    assert str(excinfo.value).startswith("unsupported type ")
+
+
+def test_an_unsupported_declared_type_is_named_by_its_type_not_its_repr() -> None:
+    with pytest.raises(WrongType) as excinfo:
+        codec_for(_Opaque())
+    assert MARKER not in str(excinfo.value)
+    assert "_Opaque instance" in str(excinfo.value)
+    with pytest.raises(WrongType) as excinfo:
+        codec_for(UnicodeAttribute)
+    assert "pass an instance" in str(excinfo.value)
 
 
 # -- decoding ------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import base64
 import copy
 import pickle
 import re
-import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -25,12 +24,6 @@ from pynamodb_stash._crypto import (
     fixed_nonces,
     read_key_id,
 )
-
-with warnings.catch_warnings():
-    # Hypothesis imports this lazily to write a patch for a failing example; under the project's
-    # filterwarnings=error its DeprecationWarning would abort the whole session instead of one test.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import hypothesis.extra._patching  # noqa: F401
 
 SECRET = bytes(range(KEY_SIZE))
 OTHER_SECRET = bytes(range(100, 100 + KEY_SIZE))

@@ -569,3 +569,46 @@ def test_plain_update_of_a_stored_name_is_refused() -> None:
     for action in (Path("email__source").set(b"x"), Path("email__hmac").remove()):
         with pytest.raises(UnsupportedQueryError):
             user.get_update_kwargs_from_instance([action])
+
+
+# -- declarations that would undo a protection -----------------------------------------------------------
+
+
+def test_a_truncated_hmac_cannot_share_a_scope() -> None:
+    """A truncated HMAC is a prefix of the full one under the same key: sharing the key undoes truncation."""
+    from pynamodb_stash import Equality
+
+    with pytest.raises(ConfigurationError, match="hmac_scope"):
+        EncryptedAttribute(str, equality=Equality(hmac_bits=16), hmac_scope="emails")
+    EncryptedAttribute(str, equality=Equality(hmac_bits=128), hmac_scope="emails")  # untruncated: fine
+
+
+def test_a_compound_cannot_include_a_truncated_field() -> None:
+    from pynamodb_stash import CompoundHmacAttribute, Equality
+
+    with pytest.raises(ConfigurationError, match="truncated"):
+        model(
+            "Leaky",
+            email=EncryptedAttribute(str, equality=Equality(hmac_bits=8)),
+            kind=UnicodeAttribute(),
+            email_kind=CompoundHmacAttribute("email", "kind"),
+        )
+    model(
+        "Fine",
+        email=EncryptedAttribute(str, equality=True),
+        kind=UnicodeAttribute(),
+        email_kind=CompoundHmacAttribute("email", "kind"),
+    )
+
+
+@pytest.mark.parametrize("name", ["b.c", "b[0]", "b]"])
+@pytest.mark.parametrize("as_list", [False, True])
+def test_maps_nested_in_an_encrypted_map_have_no_path_separator_in_their_names(name: str, as_list: bool) -> None:
+    """``profile.b.c.d`` must be spelled one way: else two fields bind the same path and swap undetected."""
+
+    class Inner(EncryptedMapAttribute):
+        d = EncryptedAttribute(str)
+
+    nested = ListAttribute(of=Inner, attr_name=name) if as_list else Inner(attr_name=name)
+    with pytest.raises(ConfigurationError, match="no '.'"):
+        type("Outer", (EncryptedMapAttribute,), {"b": nested})

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import base64
+import gc
+import hashlib
 import json
-from typing import Any
+import threading
+import weakref
+from collections import Counter, OrderedDict
+from typing import Any, Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pynamodb.attributes import UnicodeAttribute
 from stashtest import offline_model, secret_forms
 
@@ -18,8 +25,11 @@ from pynamodb_stash import (
     EncryptedModel,
     Key,
     KeyNotFoundError,
+    KeyProviderError,
     Keyring,
+    TenantKeyrings,
     configure,
+    tenant,
 )
 from pynamodb_stash._crypto import InvalidCiphertext, read_key_id
 
@@ -237,6 +247,16 @@ MALFORMED = {
     "index-bad-id": encoded({**VALID, "index": {"id": "", "key": b64(IDX)}}),
     "index-id-clash": encoded({**VALID, "index": {"id": "k0", "key": b64(IDX)}}),
     "truncated": encoded(VALID)[:-12],
+    # Review issue 12, finding 11: what the lenient parser accepted.
+    "junk-in-payload": PREFIX + encoded(VALID)[len(PREFIX):][:30] + "!!!!" + encoded(VALID)[len(PREFIX):][30:],
+    "space-in-payload": PREFIX + encoded(VALID)[len(PREFIX):][:30] + "    " + encoded(VALID)[len(PREFIX):][30:],
+    "space-after-prefix": PREFIX + " " + encoded(VALID)[len(PREFIX):],
+    "junk-in-key": encoded({**VALID, "keys": {"k1": b64(K1)[:20] + "****" + b64(K1)[20:], "k0": b64(K2)}}),
+    "newline-in-key": encoded({**VALID, "keys": {"k1": b64(K1) + "  \n ", "k0": b64(K2)}}),
+    "standard-alphabet-key": encoded({**VALID, "keys": {"k1": b64(K1), "k0": "+/" + b64(K2)[2:]}}),
+    "all-zero-key": encoded({**VALID, "keys": {"k1": b64(K1), "k0": b64(bytes(32))}}),
+    "all-zero-index": encoded({**VALID, "index": {"id": "idx1", "key": b64(bytes(32))}}),
+    "one-secret-two-ids": encoded({**VALID, "keys": {"k1": b64(K1), "k0": b64(K1)}}),
 }
 
 
@@ -440,3 +460,283 @@ def test_with_new_primary_keeps_old_keys_for_reading_and_the_index_key() -> None
         old.with_new_primary(bytes(range(32)), key_id="k1")
     with pytest.raises(ConfigurationError):
         old.with_new_primary(b"short", key_id="k3")
+
+
+# -- TenantKeyrings: a bounded cache (review issue 12, finding 8) -----------------------------------------
+
+
+class CountingKeyrings:
+    """A ``keyring_for`` that builds a fresh keyring object per call from fixed per-tenant keys, and
+    counts its calls, so a test sees every time TenantKeyrings had to ask again."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> Keyring:
+        with self._lock:
+            self.calls[name] += 1
+        return self.keyring(name)
+
+    @staticmethod
+    def keyring(name: str) -> Keyring:
+        secret = hashlib.sha256(b"encryption:" + name.encode()).digest()
+        index = hashlib.sha256(b"index:" + name.encode()).digest()
+        return Keyring.local(secret, index_key=index, key_id=f"key-{name}")
+
+
+class FailingSource:
+    """A keyring source whose ``current()`` raises, as a KMS source of a missing keyset does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def current(self) -> Keyring:
+        raise KeyProviderError(f"keyset {self.name!r} has no active encryption key")
+
+
+def kept(keyrings: TenantKeyrings) -> int:
+    """How many tenants ``keyrings`` keeps, as its repr says."""
+    return int(repr(keyrings).split("kept=")[1].rstrip(")"))
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, False, 1.0, "8", None])
+def test_tenant_keyrings_take_a_positive_int_max_tenants(bad: Any) -> None:
+    with pytest.raises(ConfigurationError) as excinfo:
+        TenantKeyrings(CountingKeyrings(), max_tenants=bad)
+    assert "max_tenants" in str(excinfo.value)
+    assert TenantKeyrings(CountingKeyrings(), max_tenants=1).max_tenants == 1
+    keyrings = TenantKeyrings(CountingKeyrings())
+    assert keyrings.max_tenants == 1024
+    with pytest.raises(AttributeError):
+        keyrings.max_tenants = bad  # type: ignore[misc]
+
+
+def test_tenant_keyrings_keep_a_tenant_and_give_its_own_keyring() -> None:
+    keyring_for = CountingKeyrings()
+    keyrings = TenantKeyrings(keyring_for, max_tenants=4)
+    first = keyrings.for_tenant("acme")
+    assert first.primary_key_id == "key-acme"
+    assert all(keyrings.for_tenant("acme") is first for _ in range(100))
+    assert keyrings.for_tenant("globex").primary_key_id == "key-globex"
+    assert keyring_for.calls == {"acme": 1, "globex": 1}
+
+
+def test_more_tenants_than_max_tenants_stay_at_the_bound() -> None:
+    keyring_for = CountingKeyrings()
+    keyrings = TenantKeyrings(keyring_for, max_tenants=8)
+    held = {}
+    for i in range(2000):  # bogus names from tampered items, say, whose keyrings do load
+        held[f"t{i}"] = weakref.ref(keyrings.for_tenant(f"t{i}"))
+    gc.collect()
+    alive = sorted(name for name, ref in held.items() if ref() is not None)
+    assert alive == sorted(f"t{i}" for i in range(1992, 2000))  # only the last 8 are held in memory
+    assert kept(keyrings) == 8
+    for i in range(1992, 2000):
+        keyrings.for_tenant(f"t{i}")
+    assert sum(keyring_for.calls.values()) == 2000  # the kept ones did not ask again
+    keyrings.for_tenant("t0")
+    assert keyring_for.calls["t0"] == 2  # dropped, so asked again
+
+
+def test_the_least_recently_used_tenant_is_dropped_first() -> None:
+    keyring_for = CountingKeyrings()
+    keyrings = TenantKeyrings(keyring_for, max_tenants=3)
+    for name in ("a", "b", "c", "a", "d"):  # b is now the least recently used
+        keyrings.for_tenant(name)
+    assert keyring_for.calls == {"a": 1, "b": 1, "c": 1, "d": 1}
+    keyrings.for_tenant("a")
+    keyrings.for_tenant("c")
+    assert keyring_for.calls == {"a": 1, "b": 1, "c": 1, "d": 1}  # a, c, d kept
+    keyrings.for_tenant("b")  # drops d, the least recently used now
+    assert keyring_for.calls["b"] == 2
+    keyrings.for_tenant("a")
+    keyrings.for_tenant("c")
+    keyrings.for_tenant("d")
+    assert keyring_for.calls == {"a": 1, "b": 2, "c": 1, "d": 2}
+
+
+@given(
+    max_tenants=st.integers(min_value=1, max_value=6),
+    names=st.lists(st.sampled_from("abcdefghij"), max_size=60),
+)
+def test_tenant_keyrings_ask_again_exactly_when_an_lru_would(max_tenants: int, names: list[str]) -> None:
+    keyring_for = CountingKeyrings()
+    keyrings = TenantKeyrings(keyring_for, max_tenants=max_tenants)
+    model: OrderedDict[str, None] = OrderedDict()
+    expected: Counter[str] = Counter()
+    for name in names:
+        if name in model:
+            model.move_to_end(name)
+        else:
+            expected[name] += 1
+            model[name] = None
+            if len(model) > max_tenants:
+                model.popitem(last=False)
+        assert keyrings.for_tenant(name).primary_key_id == f"key-{name}"
+        assert keyring_for.calls == expected
+
+
+def test_a_failing_keyring_for_is_not_kept_and_drops_no_one() -> None:
+    calls: Counter[str] = Counter()
+    rings = {"acme": Keyring.generate(key_id="acme-1")}
+
+    def keyring_for(name: str) -> Keyring:
+        calls[name] += 1
+        return rings[name]  # KeyError for a tenant that does not exist
+
+    keyrings = TenantKeyrings(keyring_for, max_tenants=1)
+    assert keyrings.for_tenant("acme") is rings["acme"]
+    for attempt in (1, 2, 3):
+        with pytest.raises(KeyError):
+            keyrings.for_tenant("bogus")
+        assert calls["bogus"] == attempt  # asked again each time: nothing was kept
+    assert keyrings.for_tenant("acme") is rings["acme"]
+    assert calls["acme"] == 1  # the failures did not push the kept tenant out
+    rings["bogus"] = Keyring.generate(key_id="bogus-1")
+    assert keyrings.for_tenant("bogus").primary_key_id == "bogus-1"  # once it exists, it loads
+
+
+def test_a_source_whose_current_fails_is_not_kept_and_drops_no_one() -> None:
+    calls: Counter[str] = Counter()
+    acme = Keyring.generate(key_id="acme-1")
+
+    def keyring_for(name: str) -> Any:
+        calls[name] += 1
+        return acme if name == "acme" else FailingSource(name)
+
+    keyrings = TenantKeyrings(keyring_for, max_tenants=1)
+    keyrings.for_tenant("acme")
+    for attempt in (1, 2, 3):
+        with pytest.raises(KeyProviderError) as excinfo:
+            keyrings.for_tenant("missing")
+        assert "missing" in str(excinfo.value)
+        assert calls["missing"] == attempt
+    assert keyrings.for_tenant("acme") is acme and calls["acme"] == 1
+    assert kept(keyrings) == 1
+
+
+@pytest.mark.parametrize("failure", [KeyProviderError, ConfigurationError])
+def test_a_kept_source_that_starts_failing_is_dropped(failure: type[Exception]) -> None:
+    """A KMS source reloads after its TTL; if that reload fails (a destroyed keyset), it is not kept.
+
+    KeyProviderError: its ``current()`` raises; ConfigurationError: it returns something not a keyring.
+    """
+    ring = Keyring.generate(key_id="acme-1")
+    healthy = [True]
+    built: list[Any] = []
+
+    class Source:
+        def current(self) -> Any:
+            if healthy[0]:
+                return ring
+            if failure is KeyProviderError:
+                raise KeyProviderError("keyset 'acme' has no active encryption key")
+            return {"keys": "not a keyring"}
+
+    def keyring_for(name: str) -> Any:
+        built.append(Source())
+        return built[-1]
+
+    keyrings = TenantKeyrings(keyring_for, max_tenants=4)
+    assert keyrings.for_tenant("acme") is ring and keyrings.for_tenant("acme") is ring
+    assert len(built) == 1
+    healthy[0] = False
+    with pytest.raises(failure) as excinfo:
+        keyrings.for_tenant("acme")
+    assert "acme" in str(excinfo.value)
+    assert len(built) == 1 and kept(keyrings) == 0
+    with pytest.raises(failure):
+        keyrings.for_tenant("acme")
+    assert len(built) == 2  # the failed source was dropped: a new one was asked for
+    healthy[0] = True
+    assert keyrings.for_tenant("acme") is ring and keyrings.for_tenant("acme") is ring
+    assert len(built) == 3 and kept(keyrings) == 1
+
+
+@pytest.mark.parametrize(
+    "keyring_for",
+    [
+        pytest.param(lambda name: "stash-keyring:v1:...", id="keyring_for-gives-a-string"),
+        pytest.param(
+            lambda name: type("Odd", (), {"current": lambda self: "not a keyring"})(), id="current-gives-a-string"
+        ),
+    ],
+)
+def test_something_that_is_not_a_keyring_is_refused_and_not_kept(keyring_for: Callable[[str], Any]) -> None:
+    calls: Counter[str] = Counter()
+
+    def counted(name: str) -> Any:
+        calls[name] += 1
+        return keyring_for(name)
+
+    keyrings = TenantKeyrings(counted)
+    for attempt in (1, 2):
+        with pytest.raises(ConfigurationError) as excinfo:
+            keyrings.for_tenant("acme")
+        assert "'acme'" in str(excinfo.value) and "str" in str(excinfo.value)
+        assert calls["acme"] == attempt
+
+
+def test_tenant_keyrings_through_a_model_survive_eviction() -> None:
+    keyring_for = CountingKeyrings()
+    model = offline_model(
+        "Contact",
+        keyring=TenantKeyrings(keyring_for, attribute="tenant_id", max_tenants=2),  # type: ignore[arg-type]
+        tenant_id=UnicodeAttribute(),
+        email=EncryptedAttribute(str, equality=True),
+    )
+    names = ["acme", "globex", "initech", "umbrella"]
+    raw = {name: model(pk=name, tenant_id=name, email=f"pat@{name}.example").serialize() for name in names}
+    for _ in range(2):
+        for name in names:  # every tenant was dropped and loaded again since it wrote
+            assert model.from_raw_data(raw[name]).email == f"pat@{name}.example"
+    assert read_key_id(raw["acme"]["email__source"]["B"]) == "key-acme"
+    with tenant("globex"):
+        assert model.email.hmac("pat@globex.example") == raw["globex"]["email__hmac"]["S"]
+    assert all(count >= 2 for count in keyring_for.calls.values())
+
+
+def test_tenant_keyrings_are_shared_safely_between_threads() -> None:
+    keyring_for = CountingKeyrings()
+    keyrings = TenantKeyrings(keyring_for, max_tenants=5)
+    names = [f"t{i}" for i in range(12)]  # more than are kept: threads drop and reload all the time
+    errors: list[BaseException] = []
+    wrong: list[tuple[str, str]] = []
+    barrier = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(3000):
+                name = names[(i * (worker + 1) + worker) % len(names)]
+                got = keyrings.for_tenant(name).primary_key_id
+                if got != f"key-{name}":
+                    wrong.append((name, got))
+                hot = keyrings.for_tenant("t0").primary_key_id  # one tenant every thread keeps using
+                if hot != "key-t0":
+                    wrong.append(("t0", hot))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and wrong == []
+    assert kept(keyrings) <= 5
+    gc.collect()
+    loaded = [keyrings.for_tenant(name) for name in names[-5:]]
+    assert [ring.primary_key_id for ring in loaded] == [f"key-{name}" for name in names[-5:]]
+    assert kept(keyrings) == 5
+
+
+def test_tenant_keyrings_repr_shows_no_secret_and_no_tenant() -> None:
+    keyrings = TenantKeyrings(CountingKeyrings(), attribute="tenant_id", max_tenants=16)
+    ring = keyrings.for_tenant("acme-secret-customer")
+    text = repr(keyrings)
+    assert text == "TenantKeyrings(attribute='tenant_id', max_tenants=16, kept=1)"
+    data = json.loads(base64.urlsafe_b64decode(ring.export_secret_string()[len(PREFIX):] + "=="))
+    assert_no_secrets(text, *(base64.urlsafe_b64decode(k + "=") for k in data["keys"].values()))
+    assert "acme-secret-customer" not in text

@@ -209,11 +209,12 @@ def test_unknown_key_id() -> None:
 
 
 def test_same_key_id_other_secret() -> None:
-    writer = make_user(Keyring.local(bytes(32), index_key=INDEX_KEY, key_id="k2"), name="Writer")
+    other_secret = bytes(range(32))
+    writer = make_user(Keyring.local(other_secret, index_key=INDEX_KEY, key_id="k2"), name="Writer")
     item = writer(pk="u1", email=f"{MARKER}@example.com").serialize()
     error = raised(lambda: User.from_raw_data(item))
     assert isinstance(error, DecryptionError)
-    assert_clean(error, blobs=(item["email__source"]["B"], bytes(32)), texts=(item["email__hmac"]["S"],))
+    assert_clean(error, blobs=(item["email__source"]["B"], other_secret), texts=(item["email__hmac"]["S"],))
 
 
 def _keyring_text(data: dict[str, Any]) -> str:
@@ -284,3 +285,95 @@ def test_reading_with_a_changed_builtin_type(new_type: type) -> None:
     error = raised(lambda: changed.from_raw_data({"pk": item["pk"], "name__source": item["name__source"]}))
     assert isinstance(error, DecryptionError)
     assert_clean(error, blobs=(item["name__source"]["B"],))
+
+
+# -- foreign exception text ----------------------------------------------------------------------------
+
+
+def _normalizer_quoting_the_value(text: str) -> str:
+    return str(int(text))  # int() says: invalid literal for int() with base 10: '<the value>'
+
+
+@pytest.mark.parametrize("normalizer", [
+    _normalizer_quoting_the_value,
+    lambda text: str(__import__("ipaddress").ip_address(text)),
+    lambda text: datetime.strptime(text, "%Y-%m-%d").date().isoformat(),
+], ids=["int", "ipaddress", "strptime"])
+def test_a_user_normalizers_error_text_never_reaches_a_message(normalizer: Any) -> None:
+    from pynamodb_stash import Equality, configure
+
+    heard: list[BaseException] = []
+    configure(error_handler=heard.append)
+    try:
+        model = offline_model(
+            "Normalized", keyring=KEYRING,
+            code=EncryptedAttribute(str, equality=Equality(normalize=normalizer)),
+        )
+        for action in (
+            lambda: model.code.hmac(MARKER),
+            lambda: model(pk="u1", code=MARKER).serialize(),
+            lambda: model.code == MARKER,
+        ):
+            error = raised(action)
+            assert isinstance(error, EncryptionError)
+            assert_clean(error)
+            assert "Normalized.code" in str(error) and "ValueError" in str(error)
+        assert heard, "serialize() ends an operation: the handler hears its error"
+        for reported in heard:
+            assert_clean(reported)
+    finally:
+        configure(error_handler=None)
+
+
+# -- repr -------------------------------------------------------------------------------------------------
+
+
+def test_repr_and_str_of_a_model_mask_encrypted_values_and_hmacs() -> None:
+    from pynamodb.attributes import ListAttribute
+
+    from pynamodb_stash import EncryptedMapAttribute
+
+    class Card(EncryptedMapAttribute):
+        number = EncryptedAttribute(str, equality=True)
+        brand = UnicodeAttribute()
+
+    class Wallet(EncryptedMapAttribute):
+        main = Card()
+        spares = ListAttribute(of=Card)
+
+    model = offline_model(
+        "Reprs", keyring=KEYRING, email=EncryptedAttribute(str, equality=True), wallet=Wallet(null=True),
+        role=UnicodeAttribute(null=True),
+    )
+    card = Card(number=MARKER + "-1", brand="visa")
+    user = model(pk="u1", email=MARKER, role="admin",
+                 wallet=Wallet(main=card, spares=[Card(number=MARKER + "-2", brand="amex")]))
+    loaded = model.from_raw_data(user.serialize())
+    for instance in (user, loaded):
+        for text in (repr(instance), str(instance), f"{instance!r}", repr(instance.wallet)):
+            assert MARKER not in text
+            assert loaded.email__hmac not in text
+        assert "role='admin'" in repr(instance) and "email=<encrypted>" in repr(instance)
+        assert "brand='visa'" in repr(instance) and "number=<encrypted>" in repr(instance)
+    assert "email__hmac=<hmac>" in repr(loaded)
+
+
+# -- the error handler ------------------------------------------------------------------------------------
+
+
+def test_the_error_handler_hears_one_failure_once() -> None:
+    from pynamodb_stash import configure
+
+    item = make_user(Keyring.local(bytes(range(64, 96)), index_key=INDEX_KEY, key_id="k7"))(
+        pk="u1", email="a@example.com"
+    ).serialize()
+    heard: list[BaseException] = []
+    configure(error_handler=heard.append)
+    try:
+        error = raised(lambda: User.from_raw_data(item))  # k7 is not in User's keyring: re-wrapped once
+        assert isinstance(error, KeyNotFoundError)
+        assert heard == [error]
+        DecryptionError("constructing an error reports nothing")
+        assert heard == [error]
+    finally:
+        configure(error_handler=None)

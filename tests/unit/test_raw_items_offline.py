@@ -267,7 +267,6 @@ def test_plain_and_undeclared_attributes_pass_through_dynamodb_json_byte_for_byt
         "bs": {"BS": [b"\x02", b"\x01"]},
         "m": {"M": {"x": {"N": "01.10"}, "y": {"L": [{"S": "a"}, {"B": b"\x03"}]}}},
         "l": {"L": [{"NULL": True}, {"M": {}}]},
-        "email__hmac": {"S": "not ours"},
     }
     plain = {"pk": {"S": "p1"}, "s": {"S": "secret"}, **passthrough}
     stored = encrypt_item(Typed, plain)
@@ -966,3 +965,29 @@ def test_an_encrypted_attribute_named_by_its_python_name_is_refused_not_passed_t
         encrypt_item(Renamed, {"pk": "1", "email": "alice@example.com"})
     assert "alice" not in str(raised.value)
     assert "mail__source" in encrypt_item(Renamed, {"pk": "1", "mail": "alice@example.com"})
+
+
+@pytest.mark.parametrize("name", ["tag__hmac", "s__source", "undeclared__hmac", "other__source"])
+@pytest.mark.parametrize("shape", ["dynamodb", "document"])
+def test_encrypt_item_refuses_reserved_names_in_plaintext_input(name: str, shape: str) -> None:
+    """An HMAC given in a plaintext item would be stored as given, and answer lookups for another value."""
+    forged = Typed(pk="x", tag="someone-else").serialize()["tag__hmac"]
+    item: dict[str, Any] = {"pk": {"S": "p1"}, "tag": {"S": "mine"}, name: forged}
+    if shape == "document":
+        item = {key: av_to_doc(value) for key, value in item.items()}
+    with pytest.raises(EncryptionError) as raised:
+        encrypt_item(Typed, item, shape=shape)  # type: ignore[arg-type]
+    assert raised.value.code == "reserved_name" and name in str(raised.value)
+    assert forged["S"] not in str(raised.value)
+
+
+def test_decrypt_item_applies_the_plaintext_policy() -> None:
+    """A plaintext ``s`` written where ``s__source`` was: refused under "forbid", never passed through."""
+    stored = encrypt_item(Typed, {"pk": {"S": "p1"}, "s": {"S": "real"}, "tag": {"S": "t"}})
+    del stored["s__source"]
+    stored["s"] = {"S": MARKER}
+    for read in (lambda: decrypt_item(Typed, stored), lambda: bulk_decrypt_items(Typed, [stored])[0].unwrap()):
+        with pytest.raises(DecryptionError) as raised:
+            read()
+        assert raised.value.code == "plaintext_found"
+        assert_clean(raised.value, MARKER)

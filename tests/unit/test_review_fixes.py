@@ -57,10 +57,14 @@ def test_odd_values_hash_without_escaping_errors() -> None:
         when = EncryptedAttribute(datetime, equality=True, null=True)
 
     late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
-    stored = Odd(pk="1", amount=Decimal("sNaN"), when=late).serialize()
+    stored = Odd(pk="1", amount=Decimal("1.5"), when=late).serialize()
     back = Odd.from_raw_data(stored)
-    assert back.amount.is_snan() and back.when == late
+    assert back.amount == Decimal("1.5") and back.when == late
     assert Odd.when.hmac(late) == stored["when__hmac"]["S"]
+    for nan in (Decimal("sNaN"), Decimal("NaN"), Decimal("Infinity")):  # equal to nothing: no HMAC
+        with pytest.raises(EncryptionError) as raised:
+            Odd(pk="1", amount=nan, when=late).serialize()
+        assert "DynamoDB numbers" in str(raised.value)
 
 
 def test_a_prefix_is_printable_ascii() -> None:
