@@ -42,10 +42,18 @@ def _keystore(args: argparse.Namespace) -> int:
     except ImportError:
         raise SystemExit("pynamodb-stash keystore needs the [kms] extra: pip install 'pynamodb-stash[kms]'") from None
 
+    # Every KMS key named on the command line is allowed; the key store refuses keysets sealed under others.
+    allowed = [*(args.allowed_kms_key_id or []), *([args.kms_key_id] if args.kms_key_id else [])]
+    action = args.action
+    needs_kms = action not in ("create-table", "destroy-keyset") or args.schedule_kms_key_deletion
+    if needs_kms and not allowed:
+        raise SystemExit(
+            f"pynamodb-stash keystore {action}: --allowed-kms-key-id is required (the KMS keys keysets may be "
+            "sealed under; repeat it for several)"
+        )
     dynamodb = boto3.client("dynamodb", endpoint_url=args.endpoint, region_name=args.region)
     kms = boto3.client("kms", endpoint_url=args.kms_endpoint, region_name=args.region)
-    store = KeyStore(args.table, kms_client=kms, dynamodb_client=dynamodb)
-    action = args.action
+    store = KeyStore(args.table, kms_key_ids=allowed or None, kms_client=kms, dynamodb_client=dynamodb)
     if action == "create-table":
         store.create_table()
         print(f"created key store table {args.table}")
@@ -62,8 +70,20 @@ def _keystore(args: argparse.Namespace) -> int:
     elif action == "retire":
         store.retire(_need(args, "keyset"), _need(args, "key_id"))
         print(f"keyset {args.keyset}: {args.key_id} is retired")
+    elif action == "reinstate":
+        store.reinstate(_need(args, "keyset"), _need(args, "key_id"))
+        print(f"keyset {args.keyset}: {args.key_id} is decrypt-only again")
+    elif action == "rewrap":
+        store.rewrap(_need(args, "keyset"), _need(args, "kms_key_id"))
+        print(f"keyset {args.keyset}: sealed under KMS key {args.kms_key_id}")
     elif action == "destroy-keyset":
-        print(f"keyset {args.keyset}: destroyed {store.destroy_keyset(_need(args, 'keyset'))} keys")
+        print(store.destroy_keyset(
+            _need(args, "keyset"), schedule_kms_key_deletion=args.schedule_kms_key_deletion,
+            pending_window_days=args.pending_window_days,
+        ))
+    elif action == "upgrade":
+        for keyset in [args.keyset] if args.keyset else store.keysets():
+            print(store.upgrade(keyset, dry_run=args.dry_run, remove_legacy=args.remove_legacy))
     else:
         for info in store.describe(_need(args, "keyset")):
             print(f"{info.key_id:<14} {info.kind:<10} {info.status:<12} {info.created_at}  {info.kms_key_id}")
@@ -176,12 +196,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     keystore = commands.add_parser("keystore", help="manage an AWS KMS key store (needs the [kms] extra)")
     keystore.add_argument(
         "action",
-        choices=["create-table", "create-keyset", "list", "add-key", "promote", "rotate", "retire", "destroy-keyset"],
+        choices=["create-table", "create-keyset", "list", "add-key", "promote", "rotate", "retire", "reinstate",
+                 "rewrap", "destroy-keyset", "upgrade"],
     )
     keystore.add_argument("--table", required=True, help="the key store's DynamoDB table")
-    keystore.add_argument("--keyset", help="the keyset (a tenant, an application)")
-    keystore.add_argument("--kms-key-id", help="the KMS key that wraps new keys (create-keyset)")
-    keystore.add_argument("--key-id", help="the key to promote or retire")
+    keystore.add_argument("--keyset", help="the keyset (a tenant, an application); upgrade: default all")
+    keystore.add_argument(
+        "--allowed-kms-key-id", action="append", metavar="KMS_KEY_ID",
+        help="a KMS key keysets may be sealed under, as they name it (repeatable); others are refused",
+    )
+    keystore.add_argument("--kms-key-id", help="the KMS key to seal the keyset under (create-keyset, rewrap)")
+    keystore.add_argument("--key-id", help="the key to promote, retire or reinstate")
+    keystore.add_argument(
+        "--schedule-kms-key-deletion", action="store_true",
+        help="destroy-keyset: also schedule the deletion of the keyset's own KMS key, which shreds backups too",
+    )
+    keystore.add_argument("--pending-window-days", type=int, default=30, help="destroy-keyset: 7 to 30 (default 30)")
+    keystore.add_argument("--dry-run", action="store_true", help="upgrade: report, write nothing")
+    keystore.add_argument(
+        "--remove-legacy", action="store_true",
+        help="upgrade: delete the rows of the earlier format (once no process of an earlier version runs)",
+    )
     keystore.add_argument("--endpoint", help="DynamoDB endpoint URL (default: AWS)")
     keystore.add_argument("--kms-endpoint", help="KMS endpoint URL (default: AWS)")
     keystore.add_argument("--region", default=None)

@@ -809,7 +809,6 @@ def _index_keyed(cls: type[EncryptedModel]) -> frozenset[str]:
     return frozenset(names)
 
 
-
 class _AuditedResults(ResultIterator[_M]):
     """PynamoDB's query/scan results, counting their decryption into one audit event at the end."""
 
@@ -1250,16 +1249,17 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             if value is None:
                 continue
             values[field.name] = value
-            if names is not None:
+            if names is not None and field.source in attribute_values:  # decrypted, not a legacy plaintext
                 names.append(field.name)
-                blob = attribute_values.get(field.source, {}).get(BINARY)
-                if blob is not None:
-                    keys.append(_crypto.read_key_id(blob))
+                keys.append(_crypto.read_key_id(attribute_values[field.source][BINARY]))
         for name, compound in self._stash_compounds.items():
             stored_compound = values.get(name)
             if stored_compound is None or all(getattr(self, part) is None for part in compound.parts):
                 continue  # none of its parts read (a KEYS_ONLY index): nothing to check it against
-            computed = getattr(self, name)
+            try:
+                computed = getattr(self, name)
+            except EncryptionError:  # a part with no equality form (a NaN): it cannot match either
+                computed = None
             if computed is None or not _crypto.digests_equal(computed, stored_compound):
                 raise DecryptionError(
                     f"{type(self).__name__}.{name}: the stored compound HMAC does not match the item "

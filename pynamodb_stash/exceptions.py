@@ -128,7 +128,6 @@ def report_error(error: BaseException) -> None:
                                                      type(failure).__name__)
 
 
-
 def reporting(function: _F) -> _F:
     """Decorate a function that ends a library operation: a StashError it raises is reported once."""
 

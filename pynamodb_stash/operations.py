@@ -314,7 +314,8 @@ def _legacy_actions(
         else:
             if not trust_suspicious and _holds_encrypted_forms(type(instance), raw):
                 raise StashError(
-                    f"{runtime_field.where}: a plaintext value beside encrypted ones (see encrypt_existing)",
+                    f"{runtime_field.where}: a plaintext value stands beside encrypted ones; it is encrypted "
+                    "only with --trust-suspicious-plaintext",
                     code="suspicious_plaintext",
                 )
             actions.append(runtime_field.field.set(instance.attribute_values[runtime_field.name]))
