@@ -142,7 +142,7 @@ class Codec(Generic[_T]):
     names only that error's type.
     """
 
-    __slots__ = ("tag", "name", "canonical", "_prefix", "_kinds", "_to_bytes", "_from_bytes")
+    __slots__ = ("tag", "name", "canonical", "absent", "_prefix", "_kinds", "_to_bytes", "_from_bytes")
 
     def __init__(
         self,
@@ -152,15 +152,21 @@ class Codec(Generic[_T]):
         to_bytes: Callable[[Any], bytes],
         from_bytes: Callable[[bytes], Any],
         canonical: Callable[[Any], bytes] | None = None,
+        absent: Callable[[Any], bool] | None = None,
     ) -> None:
         """``kinds``: the accepted types (``bool`` only where listed), or None if ``to_bytes`` checks.
 
         ``canonical``: the bytes to hash for equality, where values that compare equal in Python encode
         differently (``Decimal("1.0")`` and ``Decimal("1")``); None when the encoding already is.
+
+        ``absent``: whether a value means "no value" (a PynamoDB attribute that serializes it to
+        nothing, as an empty set): it is then stored as a missing attribute, like None. None when only
+        None is absent.
         """
         self.tag = tag
         self.name = name
         self.canonical = canonical
+        self.absent = absent
         self._prefix = bytes((tag,))
         self._kinds = kinds
         self._to_bytes = to_bytes
@@ -386,7 +392,8 @@ _ATTRIBUTE_TAG = 12
 
 
 def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
-    """Use a PynamoDB attribute's own ``serialize``/``deserialize`` as the plaintext encoding."""
+    """Use a PynamoDB attribute's own ``serialize``/``deserialize`` as the plaintext encoding, with its
+    semantics: a value it serializes to nothing (an empty set) is absent."""
     attr_type = attribute.attr_type
 
     def encode(value: Any) -> bytes:
@@ -406,7 +413,14 @@ def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
         except Exception:
             raise ValueRejected(f"stored value is not a {type(attribute).__name__} value") from None
 
-    return Codec(_ATTRIBUTE_TAG, type(attribute).__name__, None, encode, decode)
+    def absent(value: Any) -> bool:
+        # PynamoDB stores nothing for a value its attribute serializes to None (an empty set).
+        try:
+            return attribute.serialize(value) is None
+        except Exception:  # not absent: encode() refuses it with its own message
+            return False
+
+    return Codec(_ATTRIBUTE_TAG, type(attribute).__name__, None, encode, decode, absent=absent)
 
 
 def _to_json(av: Any) -> Any:

@@ -95,7 +95,10 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
                 continue
             if isinstance(attribute, EncryptedAttribute):
                 field = runtime.by_path[attribute.logical_name]
-                encoded = field.encode(_plaintext(attribute, value))
+                plaintext = _plaintext(attribute, value)
+                if field.is_absent(plaintext):
+                    continue
+                encoded = field.encode(plaintext)
                 field.write_key(stored, encoded)
                 pending.append((attribute, field, encoded))
             else:

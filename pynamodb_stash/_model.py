@@ -336,7 +336,7 @@ class _FieldRuntime:
 
     __slots__ = (
         "field", "path", "name", "source", "hmac", "hmac_python", "is_key", "hmac_keyed", "legacy", "null",
-        "codec", "where", "identity_bound", "model", "model_name",
+        "codec", "absent", "where", "identity_bound", "model", "model_name",
         "_keyring", "_table", "_sealer", "_openers", "_hasher",
     )
 
@@ -357,6 +357,8 @@ class _FieldRuntime:
         self.null = field.null
         self.identity_bound = field.identity_bound
         self.codec = field.codec
+        self.absent = field.codec.absent
+        """None, or whether a value means "no value" (a PynamoDB attribute's empty set): stored as nothing."""
         self.where = f"{cls.__name__}.{field.python_name if path == field.logical_name else path}"
         self.model = cls
         self.model_name = cls.__name__
@@ -406,6 +408,11 @@ class _FieldRuntime:
         out[self.source] = {BINARY: self._sealer.seal(plaintext, bound + positions)}
         if digest is not None and self.hmac is not None:
             out[self.hmac] = {STRING: digest}
+
+    def is_absent(self, value: Any) -> bool:
+        """Whether ``value`` is stored as no value at all: None, or what the field's PynamoDB attribute
+        serializes to nothing (an empty set)."""
+        return value is None or (self.absent is not None and self.absent(value))
 
     def write_key(self, out: Dict[str, Any], encoded: Tuple[bytes, Optional[str]]) -> None:
         """Put this field's HMAC in ``out`` if it is part of the item's primary key, which every value of
@@ -691,7 +698,7 @@ def _seal_nested(
         element = values.get(name)
         if isinstance(attribute, EncryptedAttribute):
             field = runtime.by_path[f"{path}.{attribute.logical_name}"]
-            if element is None:
+            if field.is_absent(element):
                 if null_check and not attribute.null:
                     raise AttributeNullError(f"{path}.{name}")
                 continue
@@ -1151,7 +1158,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         encrypted = 0
         for field in runtime.fields:
             value = values.get(field.name)
-            if value is None:
+            if value is None or (field.absent is not None and field.absent(value)):  # nothing to store
                 if null_check and not field.null:
                     raise AttributeNullError(field.name)
                 digest = values.get(field.hmac_python) if field.is_key and field.hmac_python else None
@@ -1306,20 +1313,20 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """
         with self._stash_operation():
             return super().update(
-                self._stash_expand(actions), condition, add_version_condition=add_version_condition
+                self._stash_expand(actions), condition=condition, add_version_condition=add_version_condition
             )
 
     def save(self, condition: Optional[Condition] = None, *, add_version_condition: bool = True) -> Dict[str, Any]:
         with self._stash_operation():
-            return super().save(condition, add_version_condition=add_version_condition)
+            return super().save(condition=condition, add_version_condition=add_version_condition)
 
     def delete(self, condition: Optional[Condition] = None, *, add_version_condition: bool = True) -> Any:
         with self._stash_operation():
-            return super().delete(condition, add_version_condition=add_version_condition)
+            return super().delete(condition=condition, add_version_condition=add_version_condition)
 
     def refresh(self, consistent_read: bool = False) -> None:
         with self._stash_operation():
-            super().refresh(consistent_read)
+            super().refresh(consistent_read=consistent_read)
 
     @classmethod
     def _stash_scope(cls) -> _audit.Scope:
@@ -1349,8 +1356,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     ) -> Dict[str, Any]:
         return super().get_update_kwargs_from_instance(
             self._stash_expand(actions),
-            condition,
-            return_values_on_condition_failure,
+            condition=condition,
+            return_values_on_condition_failure=return_values_on_condition_failure,
             add_version_condition=add_version_condition,
         )
 
@@ -1377,7 +1384,9 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 # A base model's attribute is fine on a subclass instance (which copies its fields).
                 raise UnsupportedQueryError(f"{declared._describe()}: this action belongs to another model")
             path = list(declared.attr_path)
-            if action.value is None:
+            codec = getattr(declared, "codec", None)
+            if action.value is None or (codec is not None and codec.absent is not None and codec.absent(action.value)):
+                # set(None), or a value its PynamoDB attribute stores as nothing (an empty set): REMOVE
                 expanded.append(RemoveAction(Path(path)))
                 if getattr(declared, "equality", False):
                     expanded.append(RemoveAction(Path([*path[:-1], declared.logical_name + HMAC_SUFFIX])))
@@ -1494,12 +1503,14 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """The names to project: encrypted fields by their stored names, plus what decryption needs."""
         if attributes_to_get is None:
             return None
-        if isinstance(attributes_to_get, str):
-            attributes_to_get = [attributes_to_get]
         models: List[type[EncryptedModel]] = [cls]
         discriminator = cls._get_discriminator_attribute()
         if discriminator is not None:  # a query on a base model returns its subclasses' fields too
             models += [m for m in discriminator.get_registered_subclasses(cls) if issubclass(m, EncryptedModel)]
+        if not any(model._stash_fields or model._stash_plan().nested for model in models):
+            return attributes_to_get  # type: ignore[return-value]  # nothing to decrypt: as PynamoDB sends it
+        if isinstance(attributes_to_get, str):
+            attributes_to_get = [attributes_to_get]
         fields_by_name: Dict[str, EncryptedAttribute[Any]] = {}
         for model in reversed(models):
             for name, f in model._stash_fields.items():
@@ -1534,7 +1545,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     ) -> _M:
         with cls._stash_operation():
             return super().get(
-                hash_key, range_key, consistent_read, attributes_to_get=cls._stash_projection(attributes_to_get)
+                hash_key,
+                range_key=range_key,
+                consistent_read=consistent_read,
+                attributes_to_get=cls._stash_projection(attributes_to_get),
             )
 
     @classmethod
@@ -1551,7 +1565,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
         :raises ValueError: for a key that is not a hash key (or a (hash, range) pair); the message
             does not quote it.
-        :raises GetError: when keys are still unprocessed after ``Meta.max_retry_attempts`` attempts.
+        :raises GetError: when ``Meta.max_retry_attempts`` rounds in a row return none of the keys still
+            unprocessed (a round that makes progress resets the count, as PynamoDB keeps going then).
         """
         projection = cls._stash_projection(attributes_to_get)
         unique: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
@@ -1573,17 +1588,17 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     ) -> Iterator[_M]:
         for start in range(0, len(keys), BATCH_GET_PAGE_LIMIT):
             pending = keys[start : start + BATCH_GET_PAGE_LIMIT]
-            attempts = 0
+            stalled = 0  # rounds in a row that returned nothing: only those count against max_retry_attempts
             while pending:
                 page, unprocessed = cls._batch_get_page(pending, consistent_read, projection)  # type: ignore[no-untyped-call]
                 for raw in page:
                     yield _from_raw_data_counted(cls, raw, reads)
                 if not unprocessed:
                     break
-                attempts += 1
-                if attempts >= cls.Meta.max_retry_attempts:
+                stalled = 0 if len(unprocessed) < len(pending) else stalled + 1
+                if stalled >= cls.Meta.max_retry_attempts:
                     raise GetError("Failed to batch get items: max_retry_attempts exceeded")
-                _backoff(attempts)
+                _backoff(stalled + 1)
                 pending = unprocessed
 
     @classmethod
@@ -1630,16 +1645,16 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         with cls._stash_operation():  # hashing the key and the conditions
             results = super().query(
                 hash_key,
-                range_key_condition,
-                filter_condition,
-                consistent_read,
-                index_name,
-                scan_index_forward,
-                None if exact else limit,
-                last_evaluated_key,
-                cls._stash_projection(attributes_to_get),
-                page_size or (limit if exact else None),
-                rate_limit,
+                range_key_condition=range_key_condition,
+                filter_condition=filter_condition,
+                consistent_read=consistent_read,
+                index_name=index_name,
+                scan_index_forward=scan_index_forward,
+                limit=None if exact else limit,
+                last_evaluated_key=last_evaluated_key,
+                attributes_to_get=cls._stash_projection(attributes_to_get),
+                page_size=page_size or (limit if exact else None),
+                rate_limit=rate_limit,
             )
         if exact:
             return ExactResults(cls, results, exact, limit)  # type: ignore[return-value]
@@ -1662,16 +1677,16 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """PynamoDB's ``scan``; false positives of truncated HMACs are dropped, as for :meth:`query`."""
         exact = cls._stash_exact_constraints(filter_condition)
         results = super().scan(
-            filter_condition,
-            segment,
-            total_segments,
-            None if exact else limit,
-            last_evaluated_key,
-            page_size or (limit if exact else None),
-            consistent_read,
-            index_name,
-            rate_limit,
-            cls._stash_projection(attributes_to_get),
+            filter_condition=filter_condition,
+            segment=segment,
+            total_segments=total_segments,
+            limit=None if exact else limit,
+            last_evaluated_key=last_evaluated_key,
+            page_size=page_size or (limit if exact else None),
+            consistent_read=consistent_read,
+            index_name=index_name,
+            rate_limit=rate_limit,
+            attributes_to_get=cls._stash_projection(attributes_to_get),
         )
         if exact:
             return ExactResults(cls, results, exact, limit)  # type: ignore[return-value]
@@ -1696,11 +1711,17 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         if not exact:
             with cls._stash_operation():
                 return super().count(
-                    hash_key, range_key_condition, filter_condition, consistent_read, index_name, limit, rate_limit
+                    hash_key,
+                    range_key_condition=range_key_condition,
+                    filter_condition=filter_condition,
+                    consistent_read=consistent_read,
+                    index_name=index_name,
+                    limit=limit,
+                    rate_limit=rate_limit,
                 )
         matches = cls.query(
-            hash_key, range_key_condition, filter_condition, consistent_read, index_name,
-            limit=limit, rate_limit=rate_limit,
+            hash_key, range_key_condition=range_key_condition, filter_condition=filter_condition,
+            consistent_read=consistent_read, index_name=index_name, limit=limit, rate_limit=rate_limit,
         )
         return sum(1 for _ in matches)
 

@@ -1,0 +1,122 @@
+"""Differences from PynamoDB that issue 14 found, each pinned: ``EncryptedModel`` behaves as ``Model``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pynamodb.attributes import NumberSetAttribute, UnicodeAttribute, UnicodeSetAttribute
+from pynamodb.models import Model
+from stashtest import created, table_meta, unique
+
+from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring
+
+KEYRING = Keyring.generate()
+
+
+def define(url: str, table: str, base: type, **attributes: Any) -> Any:
+    return type(
+        f"{base.__name__}Shape",
+        (base,),
+        {"Meta": table_meta(url, table, KEYRING), "pk": UnicodeAttribute(hash_key=True), **attributes},
+    )
+
+
+@pytest.fixture
+def Scores(ddb_url: str) -> Iterator[Any]:
+    yield from created(define(
+        ddb_url, unique("empty_sets"), EncryptedModel,
+        scores=EncryptedAttribute(NumberSetAttribute(), null=True),
+        tags=EncryptedAttribute(set, null=True),
+        note=UnicodeAttribute(null=True),
+    ))
+
+
+def test_an_empty_set_in_a_wrapped_pynamodb_attribute_is_no_value(Scores: Any, client: Any) -> None:
+    """PynamoDB stores nothing for an empty set and turns ``.set(empty)`` into REMOVE: so does the wrapper."""
+    Scores(pk="a", scores=set()).save()
+    stored = client.get_item(TableName=Scores.Meta.table_name, Key={"pk": {"S": "a"}})["Item"]
+    assert set(stored) == {"pk"}
+    assert Scores.get("a").scores is None
+    assert [item.pk for item in Scores.scan(Scores.scores.does_not_exist())] == ["a"]
+
+    item = Scores(pk="b", scores={1, 2})
+    item.save()
+    item.update(actions=[Scores.scores.set(set())])
+    assert Scores.get("b", consistent_read=True).scores is None
+    assert "scores__source" not in client.get_item(TableName=Scores.Meta.table_name, Key={"pk": {"S": "b"}})["Item"]
+
+
+def test_the_builtin_set_type_keeps_an_empty_set(Scores: Any) -> None:
+    """``EncryptedAttribute(set)`` is not a PynamoDB attribute: an empty set is a value, stored encrypted
+    and read back as ``set()`` (documented in docs/storage-format.md)."""
+    Scores(pk="c", tags=set()).save()
+    assert Scores.get("c").tags == set()
+    assert [item.pk for item in Scores.scan(Scores.tags.exists())] == ["c"]
+
+
+def test_a_required_wrapped_set_refuses_an_empty_set_as_pynamodb_does(ddb_url: str) -> None:
+    """An empty set is no value: a ``null=False`` attribute refuses it, as PynamoDB's own does."""
+    from pynamodb.exceptions import AttributeNullError
+
+    plain = define(ddb_url, "unused", Model, scores=NumberSetAttribute(null=False))
+    encrypted = define(ddb_url, "unused", EncryptedModel, scores=EncryptedAttribute(NumberSetAttribute()))
+    for model in (plain, encrypted):
+        with pytest.raises(AttributeNullError):
+            model(pk="x", scores=set()).serialize()
+        assert model(pk="x", scores=set()).serialize(null_check=False) == {"pk": {"S": "x"}}
+
+
+@pytest.fixture
+def pair(ddb_url: str) -> Iterator[tuple[Any, Any]]:
+    table = unique("no_encryption")
+    attributes = {"email": UnicodeAttribute(null=True), "tags": UnicodeSetAttribute(null=True)}
+    plain = define(ddb_url, table, Model, **attributes)
+    unencrypted = define(ddb_url, table, EncryptedModel, **attributes)
+    for _ in created(plain):
+        yield plain, unencrypted
+
+
+def test_projections_of_a_model_that_encrypts_nothing_are_sent_as_given(pair: tuple[Any, Any]) -> None:
+    plain, unencrypted = pair
+    plain(pk="p1", email="a@example.com", tags={"x"}).save()
+    assert unencrypted._stash_projection(["email"]) == ["email"]
+    sent: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params)
+
+    for model in (plain, unencrypted):
+        client = model._get_connection().connection.client
+        client.meta.events.register("provide-client-params.dynamodb.Scan", record)
+        try:
+            (item,) = model.scan(attributes_to_get=["email"])
+        finally:
+            client.meta.events.unregister("provide-client-params.dynamodb.Scan", record)
+        assert item.attribute_values == {"email": "a@example.com"}
+    assert len(sent) == 2 and sent[0]["ProjectionExpression"] == sent[1]["ProjectionExpression"] == "#0"
+
+
+def test_batch_get_keeps_going_while_each_round_makes_progress(
+    Scores: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB under load may answer each BatchGetItem with one item and leave the rest unprocessed; PynamoDB
+    keeps going while it makes progress. Only rounds that return nothing count against max_retry_attempts."""
+    keys = [f"k{i:02d}" for i in range(8)]
+    with Scores.batch_write() as batch:
+        for key in keys:
+            batch.save(Scores(pk=key, note=key))
+    real_page = Scores._batch_get_page.__func__
+    rounds: list[int] = []
+
+    def one_item_per_round(cls: Any, keys_to_get: list[Any], consistent_read: Any, attributes_to_get: Any) -> Any:
+        rounds.append(len(keys_to_get))
+        page, unprocessed = real_page(cls, keys_to_get[:1], consistent_read, attributes_to_get)
+        return page, keys_to_get[1:] + list(unprocessed or [])
+
+    monkeypatch.setattr(Scores, "_batch_get_page", classmethod(one_item_per_round))
+    monkeypatch.setattr("pynamodb_stash._model._backoff", lambda attempt: None)
+    assert Scores.Meta.max_retry_attempts < len(keys)
+    assert sorted(item.pk for item in Scores.batch_get(keys)) == keys
+    assert rounds == list(range(8, 0, -1))
