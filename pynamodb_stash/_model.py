@@ -1364,6 +1364,11 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     def _stash_expand(self, actions: List[Action]) -> List[Action]:
         if not isinstance(actions, list):
             return actions  # PynamoDB raises its own TypeError
+        plan = self._stash_plan()
+        if not (plan.fields or plan.nested or self._stash_compounds) and not any(
+            isinstance(action, PendingEncryptedAction) for action in actions
+        ):
+            return actions  # nothing encrypted: as PynamoDB sends them, and no keyring needed
         runtime = self._stash_runtime(self._stash_instance_keyring(EncryptionError))
         expanded: List[Action] = []
         item_key: Optional[bytes] = None

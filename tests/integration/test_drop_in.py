@@ -120,3 +120,26 @@ def test_batch_get_keeps_going_while_each_round_makes_progress(
     assert Scores.Meta.max_retry_attempts < len(keys)
     assert sorted(item.pk for item in Scores.batch_get(keys)) == keys
     assert rounds == list(range(8, 0, -1))
+
+
+def test_a_model_that_encrypts_nothing_updates_without_a_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PynamoDB's own test suite, with ``Model`` replaced by ``EncryptedModel``, updates such models."""
+    from pynamodb.attributes import NumberAttribute
+
+    from pynamodb_stash import _keyring, configure
+
+    monkeypatch.delenv("PYNAMODB_STASH_KEYRING", raising=False)
+    monkeypatch.setattr(_keyring, "_env_cache", None)
+    configure(keyring=None)
+    counter = type(
+        "Counter", (EncryptedModel,),
+        {"Meta": type("Meta", (), {"table_name": "counters"}), "pk": UnicodeAttribute(hash_key=True),
+         "n": NumberAttribute(default=0)},
+    )
+    plain = type(
+        "PlainCounter", (Model,),
+        {"Meta": type("Meta", (), {"table_name": "counters"}), "pk": UnicodeAttribute(hash_key=True),
+         "n": NumberAttribute(default=0)},
+    )
+    sent = [model(pk="c").get_update_kwargs_from_instance([model.n.add(1)]) for model in (plain, counter)]
+    assert sent[0] == sent[1]
