@@ -82,8 +82,15 @@ def _keystore(args: argparse.Namespace) -> int:
             pending_window_days=args.pending_window_days,
         ))
     elif action == "upgrade":
+        from .exceptions import KeyProviderError
+
         for keyset in [args.keyset] if args.keyset else store.keysets():
-            print(store.upgrade(keyset, dry_run=args.dry_run, remove_legacy=args.remove_legacy))
+            try:
+                print(store.upgrade(keyset, dry_run=args.dry_run, remove_legacy=args.remove_legacy))
+            except KeyProviderError as exc:  # of every keyset: a destroyed one has nothing to upgrade
+                if args.keyset or exc.code != "keyset_destroyed":
+                    raise
+                print(f"keyset {keyset!r}: destroyed, nothing to upgrade")
     else:
         for info in store.describe(_need(args, "keyset")):
             print(f"{info.key_id:<14} {info.kind:<10} {info.status:<12} {info.created_at}  {info.kms_key_id}")

@@ -93,7 +93,7 @@ KmsKeyIds = Union[Iterable[str], Callable[[str], bool]]
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """What the key store records about one key: never its material."""
+    """What an authenticated keyset record says of one key: never its material (nothing here is secret)."""
 
     keyset: str
     key_id: str
@@ -107,12 +107,15 @@ class KeyInfo:
 class Destruction:
     """What :meth:`KeyStore.destroy_keyset` did, and what it could not undo.
 
-    :ivar key_ids: the keys whose sealed copies were deleted from the key store table.
+    :ivar key_ids: the keys whose sealed copies were deleted from the key store table (as the deleted rows
+        named them: they are not authenticated first unless the KMS key's deletion was scheduled).
     :ivar rows_deleted: items of the keyset deleted or replaced by the tombstone.
     :ivar kms_key_id: the KMS key that sealed the keyset (as authenticated when its deletion was
         scheduled, else as stored), or None if the table named none.
     :ivar kms_key_deletion: when AWS KMS deletes that key, if :meth:`KeyStore.destroy_keyset` scheduled it.
     :ivar remains: each place the keyset's keys (or what they protect) survive, in words.
+
+    Holds ids, names and dates only; its ``str()`` is what ``keystore destroy-keyset`` prints.
     """
 
     keyset: str
@@ -664,8 +667,7 @@ class KeyStore:
 
     def _check_allowed(self, keyset: str, kms_key_id: str, what: str = "") -> None:
         """Refuse a KMS key outside the allow-list, before any KMS call."""
-        allowed = self._explicit
-        if allowed is None:
+        if self._explicit is None:
             with self._lock:
                 learned = set(self._learned)
             if not learned:
@@ -673,29 +675,35 @@ class KeyStore:
                     f"KeyStore({self.table_name!r}) has no allowed KMS keys: pass the KMS keys its keysets "
                     "are sealed under, KeyStore(..., kms_key_ids=[...])"
                 )
-            ok = kms_key_id in learned
-        elif callable(allowed):
-            try:
-                ok = bool(allowed(kms_key_id))
-            except Exception as exc:  # the user's function: fail closed, name only its type
-                raise ConfigurationError(
-                    f"kms_key_ids of KeyStore({self.table_name!r}) raised {type(exc).__name__}"
-                ) from None
+            allowed = kms_key_id in learned
         else:
-            ok = kms_key_id in allowed
-        if not ok:
+            allowed = self._allows(kms_key_id)
+        if not allowed:
             raise KeyProviderError(
                 f"keyset {keyset!r} in key store {self.table_name!r}{what} is sealed under KMS key "
                 f"{kms_key_id!r}, which kms_key_ids does not allow: refused before any KMS call",
                 code="kms_key_not_allowed",
             )
 
+    def _allows(self, kms_key_id: str) -> bool:
+        """Whether the allow-list given to the constructor allows ``kms_key_id`` (True if none was)."""
+        allowed = self._explicit
+        if allowed is None:
+            return True
+        if not callable(allowed):
+            return kms_key_id in allowed
+        try:
+            return bool(allowed(kms_key_id))
+        except Exception as exc:  # the user's function: fail closed, name only its type
+            raise ConfigurationError(
+                f"kms_key_ids of KeyStore({self.table_name!r}) raised {type(exc).__name__}"
+            ) from None
+
     def _permit(self, kms_key_id: str) -> str:
         """A KMS key this object is told to seal under: it must be allowed if an allow-list was given."""
         if not isinstance(kms_key_id, str) or not kms_key_id:
             raise ConfigurationError("a KMS key id is a non-empty string")
-        allowed = self._explicit
-        if allowed is not None and not (allowed(kms_key_id) if callable(allowed) else kms_key_id in allowed):
+        if not self._allows(kms_key_id):
             raise ConfigurationError(
                 f"KMS key {kms_key_id!r} is not in kms_key_ids of KeyStore({self.table_name!r})"
             )
@@ -811,30 +819,31 @@ class KeyStore:
             if meta.get("KeyState") != "PendingDeletion":
                 raise
             return kms_key_id, meta["DeletionDate"]
-        others = sorted({
-            item["keyset"]["S"] for item in self._scan(
-                FilterExpression="#m = :m AND keyset <> :k",
-                ExpressionAttributeNames={"#m": "kms_key_id"},
-                ExpressionAttributeValues={":m": {"S": kms_key_id}, ":k": {"S": keyset}},
-            ) if not _is_tombstone(item)
-        })
+        # ScheduleKeyDeletion takes a key id or ARN, not an alias: resolve it, and see if it is scheduled.
+        meta = self._call_kms("describe_key", keyset, kms_key_id, KeyId=kms_key_id)["KeyMetadata"]
+        own = str(meta["KeyId"])
+        others: Set[str] = set()
+        for item in self._scan(ProjectionExpression="keyset, kms_key_id, #s", ExpressionAttributeNames={
+            "#s": "status"
+        }):
+            name, other = item.get("keyset", {}).get("S"), item.get("kms_key_id", {}).get("S")
+            if name == keyset or not isinstance(other, str) or _is_tombstone(item):
+                continue
+            if "alias/" in other:  # the same key under another name: ask KMS which key it is
+                other = str(self._call_kms("describe_key", str(name), other, KeyId=other)["KeyMetadata"]["KeyId"])
+            if other.rsplit(":key/", 1)[-1] == own:
+                others.add(str(name))
         if others:
             raise ConfigurationError(
-                f"KMS key {kms_key_id!r} also seals keysets {', '.join(map(repr, others[:5]))} of key store "
-                f"{self.table_name!r}: deleting it would shred them too; nothing was done"
+                f"KMS key {kms_key_id!r} also seals keysets {', '.join(map(repr, sorted(others)[:5]))} of key "
+                f"store {self.table_name!r}: deleting it would shred them too; nothing was done"
             )
-        try:
-            result = self._kms.schedule_key_deletion(KeyId=kms_key_id, PendingWindowInDays=days)
-            when = result["DeletionDate"]
-        except ClientError as exc:
-            if _aws_code(exc) != "KMSInvalidStateException":
-                self._kms_failed("schedule_key_deletion", keyset, kms_key_id, exc)
-            meta = self._call_kms("describe_key", keyset, kms_key_id, KeyId=kms_key_id)["KeyMetadata"]
-            if meta.get("KeyState") != "PendingDeletion":
-                self._kms_failed("schedule_key_deletion", keyset, kms_key_id, exc)
+        if meta.get("KeyState") == "PendingDeletion":  # by an earlier, interrupted call
             when = meta["DeletionDate"]
-        except BotoCoreError as exc:
-            self._kms_failed("schedule_key_deletion", keyset, kms_key_id, exc)
+        else:
+            when = self._call_kms(
+                "schedule_key_deletion", keyset, kms_key_id, KeyId=own, PendingWindowInDays=days
+            )["DeletionDate"]
         if not isinstance(when, datetime):
             when = datetime.fromtimestamp(float(when), timezone.utc)
         return kms_key_id, when
@@ -1075,7 +1084,9 @@ def _parse_body(body: bytes, store: str, keyset: str) -> _State:
     """The state a record's body claims. :raises ValueError: naming what is wrong, never a value."""
     try:
         data = json.loads(body.decode("ascii"), object_pairs_hook=_no_repeats)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except _Repeated:
+        raise ValueError("its body repeats a name") from None
+    except (ValueError, RecursionError):  # their messages may quote the body: not repeated
         raise ValueError("its body is not JSON") from None
     if not isinstance(data, dict) or set(data) != _BODY_FIELDS or data["format"] != FORMAT:
         raise ValueError("its body is not a keyset record of format 2")
@@ -1096,10 +1107,14 @@ def _parse_body(body: bytes, store: str, keyset: str) -> _State:
     return state
 
 
+class _Repeated(ValueError):
+    pass
+
+
 def _no_repeats(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     data = dict(pairs)
     if len(data) != len(pairs):
-        raise ValueError("its body repeats a name")
+        raise _Repeated
     return data
 
 

@@ -53,9 +53,9 @@ def kms_key(kms: Any) -> str:
 
 
 @pytest.fixture
-def store(ddb_url: str, kms: Any, table_name: str) -> Iterator[KeyStore]:
+def store(ddb_url: str, kms: Any, kms_key: str, table_name: str) -> Iterator[KeyStore]:
     dynamodb = boto3.client("dynamodb", endpoint_url=ddb_url, region_name="us-east-1")
-    key_store = KeyStore(f"{table_name}-keys", kms_client=kms, dynamodb_client=dynamodb)
+    key_store = KeyStore(f"{table_name}-keys", kms_key_ids=[kms_key], kms_client=kms, dynamodb_client=dynamodb)
     key_store.create_table()
     yield key_store
     dynamodb.delete_table(TableName=key_store.table_name)
@@ -80,7 +80,7 @@ def key_id_of(stored: Dict[str, Any], name: str = "value") -> str:
     return blob[2 : 2 + blob[1]].decode()
 
 
-def test_a_keyset_is_two_kms_wrapped_keys_and_no_material(store: KeyStore, kms_key: str) -> None:
+def test_a_keyset_is_two_kms_sealed_keys_and_no_material(store: KeyStore, kms_key: str) -> None:
     encryption_id, index_id = store.create_keyset("tenant-a", kms_key)
     keys = {info.key_id: info for info in store.describe("tenant-a")}
     assert set(keys) == {encryption_id, index_id}
@@ -93,13 +93,14 @@ def test_a_keyset_is_two_kms_wrapped_keys_and_no_material(store: KeyStore, kms_k
     assert "<secret>" not in repr(keys) and encryption_id in repr(keyring)
 
 
-def test_ten_thousand_items_cost_two_kms_calls(ddb_url: str, store: KeyStore, kms_key: str, kms: Any) -> None:
+def test_ten_thousand_items_cost_one_kms_call(ddb_url: str, store: KeyStore, kms_key: str, kms: Any) -> None:
     store.create_keyset("tenant-a", kms_key)
+    store.rotate("tenant-a")  # three keys now: still one call, the whole keyset is sealed at once
     counter = Counter(kms)
     Secret = secret_model(ddb_url, "unused", store.keyring("tenant-a"))
     stored = [Secret(pk=f"p{i}", value=f"value {i}").serialize() for i in range(10_000)]
     assert Secret.from_raw_data(stored[-1]).value == "value 9999"
-    assert counter.calls == ["Decrypt", "Decrypt"]  # the encryption key and the index key, once
+    assert counter.calls == ["Decrypt"]  # the keyset record's seal, once
 
 
 def test_keys_are_unwrapped_again_past_the_ttl_and_the_use_limit(
@@ -111,15 +112,15 @@ def test_keys_are_unwrapped_again_past_the_ttl_and_the_use_limit(
     counter = Counter(kms)
     for _ in range(3):
         source.current()
-    assert len(counter.calls) == 2
+    assert len(counter.calls) == 1
     source.current()  # the 4th use is past max_uses
-    assert len(counter.calls) == 4
+    assert len(counter.calls) == 2
     clock.now += 59
     source.current()
-    assert len(counter.calls) == 4
+    assert len(counter.calls) == 2
     clock.now += 2  # past the TTL
     source.current()
-    assert len(counter.calls) == 6
+    assert len(counter.calls) == 3
 
 
 def test_save_and_get_through_a_kms_keyring_on_dynamodb_local(
@@ -183,43 +184,49 @@ def test_destroying_a_keyset_shreds_its_values_only(ddb_url: str, store: KeyStor
     a_item, b_item = TenantA(pk="a", value="alpha").serialize(), TenantB(pk="b", value="beta").serialize()
     assert a_item["value__hmac"] != TenantB(pk="a", value="alpha").serialize()["value__hmac"]
 
-    assert store.destroy_keyset("tenant-a") == 2
+    destruction = store.destroy_keyset("tenant-a")
+    assert len(destruction.key_ids) == 2 and destruction.kms_key_id == kms_key
+    assert destruction.kms_key_deletion is None and "backups" in destruction.remains[0]
     with pytest.raises(KeyProviderError) as raised:
         secret_model(ddb_url, "shared", store.keyring("tenant-a")).from_raw_data(a_item)
-    assert "tenant-a" in str(raised.value)
+    assert raised.value.code == "keyset_destroyed" and "'tenant-a'" in str(raised.value)
     with pytest.raises((KeyNotFoundError, DecryptionError)):
         TenantB.from_raw_data(a_item)  # another tenant's keys never read it
     assert TenantB.from_raw_data(b_item).value == "beta"
 
 
-def test_kms_refusals_become_key_provider_errors(store: KeyStore, kms_key: str) -> None:
+def test_kms_refusals_become_key_provider_errors(store: KeyStore, kms: Any) -> None:
+    missing = KeyStore(store.table_name, kms_key_ids=["alias/does-not-exist"], kms_client=kms,
+                       dynamodb_client=store._dynamodb)
     with pytest.raises(KeyProviderError) as raised:
-        store.create_keyset("tenant-x", "alias/does-not-exist")
+        missing.create_keyset("tenant-x", "alias/does-not-exist")
     message = str(raised.value)
     assert "tenant-x" in message and "alias/does-not-exist" in message and "NotFoundException" in message
     assert isinstance(raised.value.__cause__, ClientError)
 
 
-def test_a_tampered_or_moved_wrapped_key_does_not_unwrap(store: KeyStore, kms_key: str, ddb_url: str) -> None:
-    encryption_id, index_id = store.create_keyset("tenant-a", kms_key)
+def test_a_tampered_or_moved_keyset_record_does_not_authenticate(
+    store: KeyStore, kms_key: str, ddb_url: str
+) -> None:
+    store.create_keyset("tenant-a", kms_key)
     dynamodb = boto3.client("dynamodb", endpoint_url=ddb_url, region_name="us-east-1")
-    item = dynamodb.get_item(
-        TableName=store.table_name, Key={"keyset": {"S": "tenant-a"}, "key_id": {"S": encryption_id}}
-    )["Item"]
-    for key_id in (encryption_id, index_id):  # the same wrapped keys, copied under another keyset
-        copy = dynamodb.get_item(
-            TableName=store.table_name, Key={"keyset": {"S": "tenant-a"}, "key_id": {"S": key_id}}
-        )["Item"]
-        dynamodb.put_item(TableName=store.table_name, Item={**copy, "keyset": {"S": "tenant-z"}})
+    record_key = {"keyset": {"S": "tenant-a"}, "key_id": {"S": "#keyset"}}
+    item = dynamodb.get_item(TableName=store.table_name, Key=record_key)["Item"]
+    dynamodb.put_item(TableName=store.table_name, Item={**item, "keyset": {"S": "tenant-z"}})  # copied
     with pytest.raises(KeyProviderError) as raised:
         store.keyring("tenant-z").current()
-    assert "tenant-z" in str(raised.value) and "InvalidCiphertextException" in str(raised.value)
+    assert raised.value.code == "key_store_tampered"
+    assert "'tenant-z'" in str(raised.value) and "names another key store or keyset" in str(raised.value)
 
-    blob = bytearray(item["wrapped"]["B"])
-    blob[-1] ^= 1
-    dynamodb.put_item(TableName=store.table_name, Item={**item, "wrapped": {"B": bytes(blob)}})
-    with pytest.raises(KeyProviderError):
-        store.keyring("tenant-a").current()
+    for name in ("attest", "material"):  # one bit of the seal or of the sealed keys
+        blob = bytearray(item[name]["B"])
+        blob[-1] ^= 1
+        dynamodb.put_item(TableName=store.table_name, Item={**item, name: {"B": bytes(blob)}})
+        with pytest.raises(KeyProviderError) as raised:
+            store.keyring("tenant-a").current()
+        assert raised.value.code == "key_store_tampered" and "'tenant-a'" in str(raised.value)
+    dynamodb.put_item(TableName=store.table_name, Item=item)
+    assert store.keyring("tenant-a").current().primary_key_id
 
 
 def test_a_missing_key_store_table_is_a_key_provider_error(ddb_url: str, kms: Any) -> None:
@@ -253,21 +260,25 @@ def test_the_keystore_command(ddb_url: str, kms_url: str, kms_key: str, table_na
 
     common = ["--table", f"{table_name}-cli", "--endpoint", ddb_url, "--kms-endpoint", kms_url,
               "--region", "us-east-1"]
+    allowed = [*common, "--allowed-kms-key-id", kms_key]
     assert main(["keystore", "create-table", *common]) == 0
     try:
         assert main(["keystore", "create-keyset", *common, "--keyset", "app", "--kms-key-id", kms_key]) == 0
-        assert main(["keystore", "rotate", *common, "--keyset", "app"]) == 0
-        assert main(["keystore", "list", *common, "--keyset", "app"]) == 0
+        assert main(["keystore", "rotate", *allowed, "--keyset", "app"]) == 0
+        assert main(["keystore", "list", *allowed, "--keyset", "app"]) == 0
         out = capsys.readouterr().out
         listed = [line.split() for line in out.splitlines() if line.startswith(("k-", "idx-"))]
         assert sorted((kind, status) for _, kind, status, *_ in listed) == [
             ("encryption", "active"), ("encryption", "decrypt_only"), ("index", "active"),
         ]
         old = next(key for key, kind, status, *_ in listed if status == "decrypt_only")
-        assert main(["keystore", "retire", *common, "--keyset", "app", "--key-id", old]) == 0
+        assert main(["keystore", "retire", *allowed, "--keyset", "app", "--key-id", old]) == 0
         with pytest.raises(SystemExit) as missing:
-            main(["keystore", "retire", *common, "--keyset", "app"])
+            main(["keystore", "retire", *allowed, "--keyset", "app"])
         assert "--key-id is required" in str(missing.value)
+        with pytest.raises(SystemExit) as unallowed:
+            main(["keystore", "list", *common, "--keyset", "app"])
+        assert "--allowed-kms-key-id is required" in str(unallowed.value)
         assert main(["keystore", "create-keyset", *common, "--keyset", "app", "--kms-key-id", kms_key]) == 1
         assert "configuration_error: keyset 'app' already exists" in capsys.readouterr().err
     finally:
@@ -280,14 +291,3 @@ def test_an_unknown_keyset_is_a_key_provider_error(store: KeyStore) -> None:
     with pytest.raises(KeyProviderError) as raised:
         store.keyring("nobody").current()
     assert "nobody" in str(raised.value) and "no active" in str(raised.value)
-
-
-def test_two_active_keys_mid_promotion_both_keep_reading(store: KeyStore, kms_key: str, ddb_url: str) -> None:
-    first, _ = store.create_keyset("tenant-a", kms_key)
-    Secret = secret_model(ddb_url, "unused", store.keyring("tenant-a", ttl_seconds=0.001))
-    before = Secret(pk="a", value="v").serialize()
-    second = store.add_key("tenant-a")
-    store._set_status("tenant-a", second, "active")  # as between the two writes of promote(), or after a crash
-    keyring = store.keyring("tenant-a").current()
-    assert keyring.primary_key_id == second and set(keyring.key_ids) == {first, second}
-    assert secret_model(ddb_url, "unused", store.keyring("tenant-a")).from_raw_data(before).value == "v"
