@@ -424,19 +424,20 @@ class _FieldRuntime:
         self,
         stored: Mapping[str, Any],
         item_key: Optional[bytes],
+        mode: _ReadMode,
+        values: Dict[str, Any],
         positions: bytes = b"",
-        *,
-        policy: Optional[str],
-        whole_item: bool,
-    ) -> Tuple[Any, Optional[HmacDigest]]:
-        """Open this field in ``stored`` (an item or a map as read): its value (None if absent) and its HMAC.
+    ) -> bool:
+        """Open this field in ``stored`` (an item or a map as read) into ``values`` (the instance's): its
+        value under its Python name, its stored HMAC under the companion's; nothing for what is absent.
+        True when a ciphertext was opened (not a legacy plaintext, not an absent value).
 
         ``x__source`` is decrypted and verified with ``item_key``, the stored ``x__hmac``, the list
-        ``positions`` and the lock context. A plaintext ``x`` in its place is read only when ``policy``
-        (None: the model's :func:`plaintext_policy`) is ``"read_plaintext"``, and never beside an
-        ``x__hmac``. An ``x__hmac`` without ``x__source`` is accepted only where a projection may have
-        left the value out (``whole_item`` false, and the HMAC keys the table or an index); the value
-        is then None.
+        ``positions`` and the lock context. A plaintext ``x`` in its place is read only when the
+        ``mode``'s policy (None: the model's :func:`plaintext_policy`) is ``"read_plaintext"``, and
+        never beside an ``x__hmac``. An ``x__hmac`` without ``x__source`` is accepted only where a
+        projection may have left the value out (not ``mode.whole_item``, and the HMAC keys the table
+        or an index); the value is then None.
 
         :raises DecryptionError: with code ``plaintext_found`` for a plaintext value under ``"forbid"``;
             ``plaintext_beside_hmac`` for a plaintext value beside a stored HMAC; ``hmac_without_value``;
@@ -453,7 +454,10 @@ class _FieldRuntime:
                 digest = HmacDigest(text)
         source = stored.get(self.source)
         if source is not None:
-            return self._open(source, item_key, digest, positions), digest
+            values[self.name] = self._open(source, item_key, digest, positions)
+            if digest is not None:
+                values[self.hmac_python] = digest  # type: ignore[index]
+            return True
         legacy = stored.get(self.legacy)
         if legacy is not None and NULL not in legacy:
             if digest is not None:
@@ -462,14 +466,17 @@ class _FieldRuntime:
                     "writes (the item may have been tampered with)",
                     code="plaintext_beside_hmac",
                 )
-            return self._legacy_plaintext(legacy, policy), None
-        if digest is not None and (whole_item or not self.hmac_keyed):
-            raise DecryptionError(
-                f"{self.where}: the item holds its HMAC but not its value, which encryption never writes "
-                "(the item may have been tampered with)",
-                code="hmac_without_value",
-            )
-        return None, digest
+            values[self.name] = self._legacy_plaintext(legacy, mode.policy)
+            return False
+        if digest is not None:
+            if mode.whole_item or not self.hmac_keyed:
+                raise DecryptionError(
+                    f"{self.where}: the item holds its HMAC but not its value, which encryption never writes "
+                    "(the item may have been tampered with)",
+                    code="hmac_without_value",
+                )
+            values[self.hmac_python] = digest  # type: ignore[index]
+        return False
 
     def _legacy_plaintext(self, stored: Dict[str, Any], policy: Optional[str]) -> Any:
         if (policy or plaintext_policy(self.model)) != "read_plaintext":
@@ -753,13 +760,7 @@ def _open_nested(
             continue
         if isinstance(attribute, EncryptedAttribute):
             field = runtime.by_path[f"{path}.{attribute.logical_name}"]
-            value, digest = field.read(
-                raw, item_key, _positions(indices), policy=read.policy, whole_item=read.whole_item
-            )
-            if digest is not None and field.hmac_python is not None:
-                values[field.hmac_python] = digest
-            if value is not None:
-                values[name] = value
+            field.read(raw, item_key, read, values, _positions(indices))
             continue
         element = raw.get(attribute.attr_name)
         if not element or NULL in element:
@@ -1248,15 +1249,8 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             values[name] = _open_nested(runtime, map_class, is_list, stored_value, stored, item_key, read)
             if names is not None:
                 names.append(name)
-        policy, whole_item = read
         for field in runtime.fields:
-            value, digest = field.read(attribute_values, item_key, policy=policy, whole_item=whole_item)
-            if digest is not None and field.hmac_python is not None:
-                values[field.hmac_python] = digest
-            if value is None:
-                continue
-            values[field.name] = value
-            if names is not None and field.source in attribute_values:  # decrypted, not a legacy plaintext
+            if field.read(attribute_values, item_key, read, values) and names is not None:
                 names.append(field.name)
                 keys.append(_crypto.read_key_id(attribute_values[field.source][BINARY]))
         for name, compound in self._stash_compounds.items():
@@ -1278,7 +1272,13 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     def _instantiate(cls, attribute_values: Dict[str, Dict[str, Any]]) -> Any:
         # PynamoDB's _instantiate (behind from_raw_data: get, query, scan, batch_get, TransactGet)
         # calls AttributeContainer._container_deserialize directly, past the override above.
-        return cls._stash_load(attribute_values, whole_item=False)
+        try:
+            instance = cls._stash_new(attribute_values)
+            instance._stash_fill(attribute_values, _MODEL_READ)
+        except StashError as error:
+            report_error(error)
+            raise
+        return instance
 
     @classmethod
     @reporting
@@ -1291,6 +1291,17 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             without its value is then always refused.
         :param policy: a plaintext policy other than ``Meta.plaintext_policy`` (the migration tools).
         :raises ValueError: (PynamoDB's) for a discriminator naming a class that is not a ``cls``.
+        :raises DecryptionError: as :meth:`_FieldRuntime.read` says.
+        """
+        instance = cls._stash_new(attribute_values)
+        instance._stash_fill(attribute_values, _ReadMode(policy, whole_item))
+        return instance
+
+    @classmethod
+    def _stash_new(cls: type[_M], attribute_values: Dict[str, Dict[str, Any]]) -> _M:
+        """An empty instance of the class the item's discriminator names (``cls`` without one).
+
+        :raises ValueError: (PynamoDB's) for a discriminator naming a class that is not a ``cls``.
         """
         stored_cls = cls._get_discriminator_class(attribute_values)
         if stored_cls and not issubclass(stored_cls, cls):
@@ -1298,7 +1309,6 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         model = stored_cls or cls
         # Model.__init__ only fills attribute_values, which _stash_fill starts afresh.
         instance: _M = object.__new__(model) if model.__init__ is Model.__init__ else model(_user_instantiated=False)
-        instance._stash_fill(attribute_values, _ReadMode(policy, whole_item))
         return instance
 
     # -- the update path ----------------------------------------------------------------------------
