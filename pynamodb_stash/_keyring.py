@@ -152,13 +152,25 @@ class Keyring:
 
     @classmethod
     def from_env(cls, name: str = ENV_VAR) -> Keyring:
-        """The keyring in environment variable ``name`` (as printed by ``pynamodb-stash keygen``).
+        """The keyring in environment variable ``name`` (as printed by ``pynamodb-stash keygen``), read
+        and parsed at its first use, not here: ``Meta.keyring = Keyring.from_env()`` never fails at
+        import, and the variable may be set after the models are imported (it is read once).
 
-        :raises ConfigurationError: if the variable is unset or invalid.
+        :raises ConfigurationError: at first use, if the variable is unset or invalid (naming the
+            variable, never its text).
         """
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("Keyring.from_env takes the name of an environment variable")
+        return _EnvironmentKeyring(name)
+
+    @classmethod
+    def _from_env_now(cls, name: str) -> Keyring:
         text = os.environ.get(name)
         if not text:
-            raise ConfigurationError(f"environment variable {name} is not set")
+            raise ConfigurationError(
+                f"environment variable {name} is not set: set it to what `pynamodb-stash keygen` prints "
+                "(or give the model another keyring: Meta.keyring, pynamodb_stash.configure(keyring=...))"
+            )
         return cls.from_string(text, source=f"environment variable {name}")
 
     def with_new_primary(self, key: bytes, *, key_id: str) -> Keyring:
@@ -258,6 +270,35 @@ class Keyring:
 
     def __deepcopy__(self, memo: Any) -> Keyring:
         return self
+
+
+class _EnvironmentKeyring(Keyring):
+    """What :meth:`Keyring.from_env` returns: a :class:`Keyring` whose keys are read from the environment
+    at first use. Every attribute it lacks is the parsed keyring's; the variable is read once."""
+
+    def __init__(self, name: str) -> None:  # no keys yet: Keyring.__init__ runs on the parsed one
+        self._env_name = name
+        self._env_lock = threading.Lock()
+        self._env_keyring: Optional[Keyring] = None
+
+    def _env_resolve(self) -> Keyring:
+        keyring = self._env_keyring
+        if keyring is None:
+            with self._env_lock:
+                keyring = self._env_keyring
+                if keyring is None:
+                    keyring = self._env_keyring = Keyring._from_env_now(self._env_name)
+        return keyring
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_env_"):  # not set yet (during __init__): never read the environment for it
+            raise AttributeError(attribute)
+        return getattr(self._env_resolve(), attribute)
+
+    def __repr__(self) -> str:
+        if self._env_keyring is None:
+            return f"Keyring.from_env({self._env_name!r}, not read yet)"
+        return repr(self._env_keyring)
 
 
 _configured: Keyring | KeyringSource | None = None

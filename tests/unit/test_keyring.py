@@ -203,15 +203,33 @@ def test_from_string_rejects_index_key_equal_to_an_encryption_key() -> None:
 
 
 def test_from_env_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is read until first use; then an unset variable says what to set."""
     with pytest.raises(ConfigurationError) as excinfo:
-        Keyring.from_env()
-    assert ENV_VAR in str(excinfo.value)
+        _ = Keyring.from_env().primary_key_id
+    assert ENV_VAR in str(excinfo.value) and "pynamodb-stash keygen" in str(excinfo.value)
     monkeypatch.setenv(ENV_VAR, "")
     with pytest.raises(ConfigurationError):
-        Keyring.from_env()
+        _ = Keyring.from_env().primary_key_id
     with pytest.raises(ConfigurationError) as excinfo:
-        Keyring.from_env("MY_APP_KEYRING_NOT_SET")
+        _ = Keyring.from_env("MY_APP_KEYRING_NOT_SET").key_ids
     assert "MY_APP_KEYRING_NOT_SET" in str(excinfo.value)
+    assert "not read yet" in repr(Keyring.from_env())
+
+
+def test_a_model_declared_with_from_env_imports_without_it_and_works_once_it_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    model = offline_model("FromEnv", keyring=Keyring.from_env(), secret=EncryptedAttribute(str))  # no error
+    with pytest.raises(ConfigurationError) as excinfo:
+        model(pk="p", secret="s").serialize()
+    assert ENV_VAR in str(excinfo.value)
+    keyring = Keyring.local(K1, index_key=IDX, key_id="env1")
+    monkeypatch.setenv(ENV_VAR, keyring.export_secret_string())
+    item = model(pk="p", secret="s").serialize()
+    assert item["secret__source"]["B"][2:6] == b"env1"
+    assert model.from_raw_data(item).secret == "s"
+    assert "env1" in repr(model.Meta.keyring)
 
 
 def test_from_env_reads_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,7 +282,7 @@ MALFORMED = {
 def test_from_env_malformed(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv(ENV_VAR, text)
     with pytest.raises(ConfigurationError) as excinfo:
-        Keyring.from_env()
+        _ = Keyring.from_env().primary_key_id
     message = str(excinfo.value)
     assert ENV_VAR in message
     assert_no_secrets(message, K1, K2, IDX, K1[:31], IDX[:20], K1 + K2)

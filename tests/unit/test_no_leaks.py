@@ -251,7 +251,7 @@ def test_malformed_keyring_environment_variable(monkeypatch: pytest.MonkeyPatch,
     assert isinstance(error, ConfigurationError)
     assert ENV_VAR in str(error)
     assert_clean(error, blobs=(KEY[:31], INDEX_KEY + KEY), texts=(text, text[17:57]))
-    error = raised(lambda: Keyring.from_env())
+    error = raised(lambda: Keyring.from_env().primary_key_id)
     assert isinstance(error, ConfigurationError)
     assert_clean(error, blobs=(KEY[:31], INDEX_KEY + KEY), texts=(text, text[17:57]))
 
