@@ -171,7 +171,8 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         ``serialize``/``deserialize`` encode the plaintext.
     :param equality: also store ``<name>__hmac``, a keyed HMAC of the value, so that ``==``, ``!=``,
         ``is_in``, keys and indexes can find the item by its plaintext. The HMAC reveals which items
-        hold equal values (and how often a value occurs), never the value.
+        hold equal values (and how often a value occurs), never the value. Not for ``float`` (binary
+        floats do not compare exactly): use ``Decimal``.
     :param hash_key: make ``<name>__hmac`` the table's hash key (needs ``equality=True``).
     :param range_key: make ``<name>__hmac`` the table's range key (needs ``equality=True``).
     :param null: whether the value may be missing (``None`` stores neither attribute).
@@ -237,6 +238,12 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
             raise ConfigurationError(f"EncryptedAttribute: {exc}") from None
         if hmac_scope is not None and not equality:
             raise ConfigurationError("EncryptedAttribute: hmac_scope needs equality=True")
+        if equality and type_ is float:
+            # 0.1 + 0.2 != 0.3 and NaN equals nothing: an HMAC would match what == does not, or miss.
+            raise ConfigurationError(
+                "EncryptedAttribute(float) cannot have equality=True: binary floats do not compare "
+                "exactly; declare EncryptedAttribute(Decimal, equality=True) for numbers looked up by value"
+            )
         if hmac_scope is not None and isinstance(equality, Equality) and equality.hmac_bits < 128:
             # A truncated HMAC is a prefix of the full one: sharing its key with an untruncated attribute
             # would reveal full-precision equality.

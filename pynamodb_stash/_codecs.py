@@ -366,6 +366,13 @@ def _decode_bool(data: bytes) -> bool:
     return data == b"\x01"
 
 
+def _encode_float(value: float) -> bytes:
+    try:
+        return _FLOAT.pack(value)
+    except (OverflowError, struct.error):  # an int too large for a double
+        raise ValueRejected("the int is too large for a float") from None
+
+
 def _decode_float(data: bytes) -> float:
     if len(data) != _FLOAT.size:
         raise ValueRejected("stored value is not a float")
@@ -377,7 +384,8 @@ _BUILTIN: dict[type, Codec[Any]] = {
     str: Codec(1, "str", (str,), str.encode, bytes.decode),
     bytes: Codec(2, "bytes", (bytes,), bytes, bytes),
     int: Codec(3, "int", (int,), _encode_int, _decode_int),
-    float: Codec(4, "float", (float,), _FLOAT.pack, _decode_float, _canonical_float),
+    # An int where a float is declared is taken as PynamoDB's NumberAttribute takes it (read back as float).
+    float: Codec(4, "float", (float, int), _encode_float, _decode_float, _canonical_float),
     Decimal: Codec(
         5, "Decimal", (Decimal,), lambda v: str(v).encode("ascii"), _decode_decimal, _canonical_decimal
     ),

@@ -370,7 +370,7 @@ BAD_VALUES = [
     (int, MARKER, TypeError),
     (int, 1.5, TypeError),
     (int, Decimal("7"), TypeError),
-    (float, 1, TypeError),
+    (float, 10**400, ValueError),  # an int is taken (as PynamoDB's NumberAttribute takes it) if it fits
     (float, True, TypeError),
     (float, MARKER, TypeError),
     (float, Decimal("1.5"), TypeError),
@@ -785,3 +785,9 @@ def test_attribute_codec_rejects_wrong_types_with_type_or_value_error(attribute:
     with pytest.raises((TypeError, ValueError)) as excinfo:
         codec_for(attribute).encode(value)
     assert MARKER not in str(excinfo.value)
+
+
+def test_an_int_where_a_float_is_declared_reads_back_as_that_float() -> None:
+    codec = codec_for(float)
+    assert codec.decode(codec.encode(3)) == 3.0 and type(codec.decode(codec.encode(3))) is float
+    assert codec.hmac_input(3) == codec.hmac_input(3.0)

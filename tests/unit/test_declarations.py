@@ -612,3 +612,11 @@ def test_maps_nested_in_an_encrypted_map_have_no_path_separator_in_their_names(n
     nested = ListAttribute(of=Inner, attr_name=name) if as_list else Inner(attr_name=name)
     with pytest.raises(ConfigurationError, match="no '.'"):
         type("Outer", (EncryptedMapAttribute,), {"b": nested})
+
+
+def test_equality_on_float_is_refused_pointing_to_decimal() -> None:
+    """``0.1 + 0.2 != 0.3`` and NaN equals nothing: an HMAC on binary floats would surprise."""
+    with pytest.raises(ConfigurationError, match="Decimal"):
+        EncryptedAttribute(float, equality=True)
+    plain_float = model("Floats", ratio=EncryptedAttribute(float, null=True))
+    assert plain_float.from_raw_data(plain_float(pk="p", ratio=2).serialize()).ratio == 2.0
