@@ -31,6 +31,7 @@ from ._attributes import (
     EncryptedMapAttribute,
     HmacAttribute,
 )
+from ._codecs import WrongType, safe_reason
 from ._model import EncryptedModel, _map_list, _nested_kind, _seal_nested
 from .exceptions import DecryptionError, EncryptionError, StashError, reporting
 
@@ -95,7 +96,12 @@ def encrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
                 continue
             if isinstance(attribute, EncryptedAttribute):
                 field = runtime.by_path[attribute.logical_name]
-                plaintext = _plaintext(attribute, value)
+                # A document value keeps its Python type, so the model's type rules apply to it (a float
+                # is no Decimal); only the wire forms (Decimal numbers, ISO text, Binary) are converted.
+                try:
+                    plaintext = _plaintext(attribute, value) if as_json else _document_plaintext(attribute, item[name])
+                except Exception as exc:  # the same words as the model's refusal, naming the attribute
+                    raise EncryptionError(f"{field.where}: encrypting failed: {safe_reason(exc)}") from None
                 if field.is_absent(plaintext):
                     continue
                 encoded = field.encode(plaintext)
@@ -298,6 +304,16 @@ def _plaintext(attribute: Attribute[Any], av: Dict[str, Any]) -> Any:
     return attribute.deserialize(attribute.get_value(av))
 
 
+def _document_plaintext(field: EncryptedAttribute[Any], value: Any) -> Any:
+    """The Python value of a document-shaped plaintext value (boto3 resource style), as ``field`` declares."""
+    inner = getattr(value, "value", None)  # boto3.dynamodb.types.Binary
+    if not isinstance(value, (bytes, bytearray)) and isinstance(inner, (bytes, bytearray)):
+        value = bytes(inner)
+    if field.type_ is set and isinstance(value, (set, frozenset)):
+        return set(value)
+    return _coerce(field, value)
+
+
 def _map_fields(map_class: type[EncryptedMapAttribute]) -> List[Tuple[str, Attribute[Any]]]:
     """A map's attributes by Python name, without the HMAC companions."""
     return [
@@ -333,7 +349,9 @@ def _coerce(field: EncryptedAttribute[Any], value: Any) -> Any:
     declared = field.type_
     if declared is dict or declared is list:
         return _json_numbers(value)
-    if declared is int and isinstance(value, Decimal) and value == value.to_integral_value():
+    if declared is int and isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
+            raise WrongType("expected int, got a number with a fractional part")
         return int(value)
     if declared is float and isinstance(value, Decimal):
         return float(value)

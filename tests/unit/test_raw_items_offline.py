@@ -991,3 +991,43 @@ def test_decrypt_item_applies_the_plaintext_policy() -> None:
             read()
         assert raised.value.code == "plaintext_found"
         assert_clean(raised.value, MARKER)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("d", 1.5, "expected Decimal, got float"),  # the model refuses a float for a Decimal: so does this
+        ("i", True, "expected int, got bool"),
+        ("s", 7, "expected str, got int"),
+    ],
+)
+def test_encrypt_item_applies_the_models_type_rules_to_document_values(name: str, value: Any, expected: str) -> None:
+    with pytest.raises(EncryptionError) as raised:
+        encrypt_item(Typed, {"pk": "p1", name: value}, shape="document")
+    assert expected in str(raised.value) and f"Typed.{name}" in str(raised.value)
+    with pytest.raises(EncryptionError) as raised_by_model:
+        Typed(pk="p1", **{name: value}).serialize()
+    assert expected in str(raised_by_model.value)
+
+
+@pytest.mark.parametrize("shape", ["dynamodb", "document"])
+def test_encrypt_item_says_a_fractional_number_is_not_an_int(shape: str) -> None:
+    """Numbers arrive as N or Decimal: one with a fraction for an int attribute says so (not "got Decimal")."""
+    item = {"pk": {"S": "p1"}, "i": {"N": "1.5"}} if shape == "dynamodb" else {"pk": "p1", "i": Decimal("1.5")}
+    with pytest.raises(EncryptionError) as raised:
+        encrypt_item(Typed, item, shape=shape)  # type: ignore[arg-type]
+    assert "Typed.i" in str(raised.value) and "fractional" in str(raised.value) and "1.5" not in str(raised.value)
+
+
+def test_document_values_of_every_wire_form_are_still_converted() -> None:
+    """boto3's resource hands numbers as Decimal and binary as Binary; dates arrive as ISO text."""
+    document = {
+        "pk": "p1", "i": Decimal(42), "f": 2, "d": Decimal("1.50"), "b": Binary(b"\x00\x01"),
+        "dt": "2024-02-29T23:59:58+00:00", "tags": {"a", "b"},
+    }
+    stored = encrypt_item(Typed, document, shape="document")
+    as_json = {name: {"B": value} if isinstance(value, bytes) else {"S": value} for name, value in stored.items()}
+    back = Typed.from_stream_image(as_json)
+    assert (back.i, back.f, back.d, back.b, back.tags) == (42, 2.0, Decimal("1.50"), b"\x00\x01", {"a", "b"})
+    assert type(back.i) is int and type(back.f) is float
+    assert back.dt == datetime(2024, 2, 29, 23, 59, 58, tzinfo=timezone.utc)
