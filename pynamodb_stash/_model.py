@@ -55,7 +55,7 @@ from pynamodb.constants import (
     STRING,
     UNPROCESSED_ITEMS,
 )
-from pynamodb.exceptions import AttributeNullError, GetError, PutError
+from pynamodb.exceptions import AttributeNullError, GetError, PutError, UpdateError
 from pynamodb.expressions.condition import And, Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
@@ -593,6 +593,22 @@ def _value_size(value: Dict[str, Any]) -> int:
     if kind in ("SS", "BS", "NS"):
         return sum(len(member.encode()) if isinstance(member, str) else len(member) for member in data)
     return 1  # BOOL, NULL
+
+
+def _sealed_sizes(actions: List[Action], maps: Iterable[str]) -> Dict[str, int]:
+    """The stored size of each encrypted value an expanded update sets, by its path (DynamoDB's count):
+    ``x__source`` values, and the encrypted maps (top-level names in ``maps``) set whole."""
+    sizes: Dict[str, int] = {}
+    maps = set(maps)
+    for action in actions:
+        if not isinstance(action, SetAction) or len(action.values) != 2:
+            continue
+        path, operand = action.values
+        if isinstance(path, Path) and isinstance(operand, Value):
+            name = ".".join(path.path)
+            if name.endswith(SOURCE_SUFFIX) or name in maps:
+                sizes[name] = item_size({name: operand.value})
+    return sizes
 
 
 def _positions(indices: Tuple[int, ...]) -> bytes:
@@ -1320,11 +1336,35 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
         :raises UnsupportedQueryError: for an action on a stored ``__source``/``__hmac`` name, or one
             that belongs to another model.
+        :raises EncryptionError: with code ``item_too_large`` when DynamoDB refuses the update because the
+            item would pass 400 KB (or its encrypted values alone would, before any request): the
+            message gives what encryption adds to the values it sets and the largest of them.
         """
         with self._stash_operation():
-            return super().update(
-                self._stash_expand(actions), condition=condition, add_version_condition=add_version_condition
-            )
+            expanded = self._stash_expand(actions)
+            sealed = _sealed_sizes(expanded, (stored for _, _, stored, _, _ in self._stash_plan().nested))
+            if sum(sealed.values()) > MAX_ITEM_SIZE:
+                raise self._stash_too_large(actions, sealed, "its encrypted values alone would be")
+            try:
+                return super().update(expanded, condition=condition, add_version_condition=add_version_condition)
+            except UpdateError as error:
+                if not sealed or "item size" not in (error.cause_response_message or "").lower():
+                    raise
+                raise self._stash_too_large(actions, sealed, "DynamoDB refused it: the item would be") from None
+
+    def _stash_too_large(self, actions: List[Action], sealed: Dict[str, int], what: str) -> EncryptionError:
+        plaintext = sum(
+            len(action.attribute.codec.encode(action.value)) for action in actions
+            if isinstance(action, PendingEncryptedAction) and isinstance(action.attribute, EncryptedAttribute)
+            and action.value is not None
+        )
+        largest = max(sealed, key=sealed.__getitem__)
+        return EncryptionError(
+            f"{type(self).__name__}: update: {what} over DynamoDB's {MAX_ITEM_SIZE} (400 KB); the encrypted "
+            f"values it sets take {sum(sealed.values())} bytes stored (encryption adds about "
+            f"{max(sum(sealed.values()) - plaintext, 0)}), the largest {largest} ({sealed[largest]} bytes)",
+            code="item_too_large",
+        )
 
     def save(self, condition: Optional[Condition] = None, *, add_version_condition: bool = True) -> Dict[str, Any]:
         with self._stash_operation():

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Tuple
 
 import pytest
+import stashtest
 from pynamodb.attributes import UnicodeAttribute
 
 from pynamodb_stash import (
@@ -101,3 +102,24 @@ def test_sixteen_threads_share_keyrings_and_models() -> None:
     with tenant("acme"):
         stored = PerTenant(pk="p", tenant_id="acme", email="x").serialize()
         assert PerTenant.email.hmac("x") == stored["email__hmac"]["S"]
+
+
+def test_an_update_past_400_kb_says_what_encryption_adds(ddb_url: str) -> None:
+    """DynamoDB refuses an UpdateItem that makes the item pass 400 KB; the message says what the update's
+    encrypted values take, as save() does, not only DynamoDB's "Item size to update has exceeded"."""
+    meta = stashtest.table_meta(ddb_url, stashtest.unique("update_limit"), Keyring.generate())
+    model = type("Big", (EncryptedModel,), {
+        "Meta": meta, "pk": UnicodeAttribute(hash_key=True), "filler": UnicodeAttribute(null=True),
+        "note": EncryptedAttribute(str, null=True),
+    })
+    for _ in stashtest.created(model):
+        item = model(pk="big", filler="f" * 300_000)
+        item.save()
+        with pytest.raises(EncryptionError) as raised:
+            item.update(actions=[model.note.set("n" * 120_000)])
+        assert raised.value.code == "item_too_large" and "note__source" in str(raised.value)
+        with pytest.raises(EncryptionError) as alone:  # refused before any request
+            item.update(actions=[model.note.set("n" * 420_000)])
+        assert "alone" in str(alone.value)
+        item.update(actions=[model.note.set("small")])
+        assert model.get("big", consistent_read=True).note == "small"
