@@ -90,6 +90,7 @@ def run_demo(endpoint: str, *, region: str = "us-east-1", out: Optional[TextIO] 
     """
     say: Callable[[str], None] = lambda line: print(line, file=out)  # noqa: E731
     keyring = Keyring.from_env() if os.environ.get("PYNAMODB_STASH_KEYRING") else Keyring.generate()
+    keyring.primary_key_id  # noqa: B018 - read (and check) the environment's keyring now, not at the first save
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(variable, "demo")  # a local endpoint accepts any credentials
     User = _models(endpoint, region, keyring, f"stash-demo-{uuid.uuid4().hex[:8]}")

@@ -22,6 +22,7 @@ from dataclasses import field as dataclass_field
 from pathlib import Path as FilePath
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from pynamodb.attributes import ListAttribute
 from pynamodb.constants import BINARY, ITEM, KEY, NULL, STRING
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
@@ -29,26 +30,67 @@ from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
 
 from . import _crypto
-from ._attributes import HMAC_SUFFIX, SOURCE_SUFFIX
+from ._attributes import HMAC_SUFFIX, SOURCE_SUFFIX, EncryptedAttribute, EncryptedMapAttribute, HmacAttribute
 from ._codecs import _from_json, _to_json
-from ._model import EncryptedModel, _seal_nested
+from ._model import EncryptedModel, _nested_kind, _seal_nested
 from .exceptions import ConfigurationError, StashError
 
-__all__ = ["Report", "encrypt_existing", "rotate", "status", "verify"]
+__all__ = [
+    "EncryptedField", "FailedItem", "Report", "encrypt_existing", "encrypted_fields", "rotate", "status", "verify",
+]
 
 _RETRIES_PER_ITEM = 5
 
 
+MAX_FAILED_ITEMS = 100
+"""How many failed items a :class:`Report` names (``failed_items``); ``failures`` counts them all."""
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    """An item a run could not read or rewrite: where it is, and why.
+
+    :ivar key: the item's primary key as it may be printed: the stored value of a plain key attribute
+        (``pk='user#12'``); an HMAC key is never shown, the item is then named by its scan position
+        (``item with HMAC key email__hmac, scan position 17``).
+    :ivar code: the error code, as counted in :attr:`Report.failures`.
+    """
+
+    key: str
+    code: str
+
+
 @dataclass
 class Report:
-    """What a run did, by outcome; ``failures`` counts by error code, never with values."""
+    """What a run did, by outcome, with no value, ciphertext or HMAC in it.
 
+    :ivar operation: ``"verify"``, ``"encrypt-existing"`` or ``"rotate"``.
+    :ivar dry_run: the run wrote nothing; ``rewritten`` counts what it would have rewritten.
+    :ivar scanned: items read.
+    :ivar rewritten: items rewritten (or, in a dry run, to rewrite).
+    :ivar unchanged: items that needed nothing: read and authenticated (verify), already encrypted
+        (encrypt-existing), already under the primary key (rotate).
+    :ivar plaintext: items read with a value still stored in plaintext under its plain name, left as they
+        are (verify, rotate): ``encrypt-existing`` encrypts them.
+    :ivar retried: items read again after a concurrent write changed them.
+    :ivar failures: items that failed, by error code.
+    :ivar failed_items: the first :data:`MAX_FAILED_ITEMS` of them, by primary key.
+    :ivar key_ids: values read, by the id of the key they are encrypted under (verify).
+    :ivar stored_key_ids: values scanned, by the key id their ciphertext names, readable or not: when
+        none is a key of the keyring, the keyring is the wrong one.
+    """
+
+    operation: str = "verify"
+    dry_run: bool = False
     scanned: int = 0
     rewritten: int = 0
     unchanged: int = 0
+    plaintext: int = 0
     retried: int = 0
     failures: Counter[str] = dataclass_field(default_factory=Counter)
+    failed_items: List[FailedItem] = dataclass_field(default_factory=list)
     key_ids: Counter[str] = dataclass_field(default_factory=Counter)
+    stored_key_ids: Counter[str] = dataclass_field(default_factory=Counter)
     _lock: threading.Lock = dataclass_field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -60,28 +102,48 @@ class Report:
             self.scanned += other.scanned
             self.rewritten += other.rewritten
             self.unchanged += other.unchanged
+            self.plaintext += other.plaintext
             self.retried += other.retried
             self.failures.update(other.failures)
+            self.failed_items.extend(other.failed_items[: max(0, MAX_FAILED_ITEMS - len(self.failed_items))])
             self.key_ids.update(other.key_ids)
+            self.stored_key_ids.update(other.stored_key_ids)
 
     def summary(self) -> str:
+        """One line: what the run did, in the words of its operation (``would rewrite`` in a dry run)."""
         failed = ", ".join(f"{code}: {count}" for code, count in sorted(self.failures.items())) or "none"
-        return (
-            f"scanned {self.scanned}, rewritten {self.rewritten}, unchanged {self.unchanged}, "
-            f"retried after a concurrent write {self.retried}, failed: {failed}"
-        )
+        if self.operation == "verify":
+            done = [f"{self.unchanged} read and authenticated"]
+        else:
+            done = [f"{'would rewrite' if self.dry_run else 'rewritten'} {self.rewritten}"]
+            done.append(
+                f"already encrypted {self.unchanged}" if self.operation == "encrypt-existing"
+                else f"already under the primary key {self.unchanged}"
+            )
+        if self.plaintext or self.operation != "encrypt-existing":
+            done.append(f"still in plaintext {self.plaintext}" + (" (run encrypt-existing)" if self.plaintext else ""))
+        if self.operation != "verify":
+            done.append(f"retried after a concurrent write {self.retried}")
+        return f"scanned {self.scanned}: " + ", ".join(done) + f"; failed: {failed}"
 
 
 # -- inspection -----------------------------------------------------------------------------------
 
 
 def status(model: type[EncryptedModel]) -> List[Dict[str, str]]:
-    """The model's encryption schema, one row per attribute: what is encrypted and where it is stored.
+    """The model's encryption schema, one row per attribute and one per encrypted field inside an
+    ``EncryptedMapAttribute`` (at any depth, in lists of them too: ``history[].street``).
 
-    Names only: no values, no key material.
+    Columns: ``attribute`` (Python names), ``type`` (the declared type), ``encrypted``, ``stored as``,
+    ``equality``, ``options`` (HMAC bits when truncated, normalization, prefix, ``hmac_scope``,
+    ``identity_bound``), ``keys`` and ``logical table``. Names and options only: no values, no key
+    material. Reads nothing: no table, no keyring.
     """
     table = model._stash_table()
-    nested = _nested_names(model)
+    nested: Dict[str, List[EncryptedField]] = {}
+    for name, _, stored, map_class, is_list in model._stash_plan().nested:
+        suffix = "[]" if is_list else ""
+        nested[name] = list(_map_fields(map_class, name + suffix, stored + suffix))
     rows = []
     for name, attribute in sorted(model.get_attributes().items()):
         if getattr(attribute, "is_companion", False):
@@ -99,24 +161,109 @@ def status(model: type[EncryptedModel]) -> List[Dict[str, str]]:
         ]
         rows.append({
             "attribute": name,
+            "type": field.codec.name if field is not None else type(attribute).__name__,
             "encrypted": "yes" if field is not None else ("fields" if name in nested else "no"),
             "stored as": attribute.attr_name + (f", {hmac.attr_name}" if hmac is not None else ""),
             "equality": "yes" if hmac is not None else "",
+            "options": _options(field) if field is not None else "",
             "keys": ", ".join(keys),
             "logical table": table if field is not None or name in nested else "",
         })
+        for inner in nested.get(name, ()):
+            rows.append({
+                "attribute": inner.path,
+                "type": inner.field.codec.name,
+                "encrypted": "yes",
+                "stored as": inner.stored + SOURCE_SUFFIX
+                + (f", {inner.stored}{HMAC_SUFFIX}" if inner.field.equality else ""),
+                "equality": "yes" if inner.field.equality else "",
+                "options": _options(inner.field),
+                "keys": "",
+                "logical table": table,
+            })
     return rows
 
 
+@dataclass(frozen=True)
+class EncryptedField:
+    """An encrypted field of a model, at the top level or inside an ``EncryptedMapAttribute``.
+
+    :ivar path: by Python names, ``[]`` marking a list of maps: ``email``, ``address.street``,
+        ``history[].street``.
+    :ivar stored: by stored names, as the field's ciphertexts and HMACs are bound to it.
+    :ivar field: the declared attribute.
+    """
+
+    path: str
+    stored: str
+    field: EncryptedAttribute[Any]
+
+    @property
+    def in_list(self) -> bool:
+        return "[]" in self.path
+
+
+def encrypted_fields(model: type[EncryptedModel]) -> Iterator[EncryptedField]:
+    """Every encrypted field of ``model``: its own, then those of its encrypted maps, at any depth."""
+    for name, field in model._stash_fields.items():
+        yield EncryptedField(name, field.logical_name, field)
+    for name, _, stored, map_class, is_list in model._stash_plan().nested:
+        suffix = "[]" if is_list else ""
+        yield from _map_fields(map_class, name + suffix, stored + suffix)
+
+
+def _map_fields(map_class: type[EncryptedMapAttribute], path: str, stored: str) -> Iterator[EncryptedField]:
+    for name, attribute in map_class.get_attributes().items():
+        if isinstance(attribute, EncryptedAttribute):
+            yield EncryptedField(f"{path}.{name}", f"{stored}.{attribute.logical_name}", attribute)
+            continue
+        inner = _nested_kind(attribute)
+        if inner is not None:
+            suffix = "[]" if isinstance(attribute, ListAttribute) else ""
+            yield from _map_fields(inner, f"{path}.{name}{suffix}", f"{stored}.{attribute.attr_name}{suffix}")
+
+
+def _options(field: EncryptedAttribute[Any]) -> str:
+    """A field's options, as declared: names and numbers, never a key."""
+    options = []
+    if field.equality:
+        equality = field.equality_options
+        if equality.hmac_bits < 128:
+            options.append(f"hmac_bits={equality.hmac_bits}")
+        steps = equality.normalize if isinstance(equality.normalize, tuple) else (equality.normalize,)
+        if steps:
+            names = [step if isinstance(step, str) else getattr(step, "__name__", "function") for step in steps]
+            options.append("normalize=" + "+".join(names))
+        if equality.prefix:
+            options.append(f"prefix={equality.prefix!r}")
+        if field.hmac_scope is not None:
+            options.append(f"hmac_scope={field.hmac_scope!r}")
+    if field.identity_bound:
+        options.append("identity_bound")
+    return ", ".join(options)
+
+
 def verify(
-    model: type[EncryptedModel], *, segments: int = 1, progress: Optional[Callable[[Report], None]] = None
+    model: type[EncryptedModel],
+    *,
+    segments: int = 1,
+    progress: Optional[Callable[[Report], None]] = None,
+    page_size: Optional[int] = None,
 ) -> Report:
-    """Read and decrypt every item; count successes by key id and failures by error code."""
+    """Read and decrypt every item; count successes by key id and failures by error code.
+
+    An item read with a value still in plaintext (under ``plaintext_policy="read_plaintext"``) counts as
+    ``plaintext``; under the default policy it fails (``plaintext_found``).
+
+    :param progress: called with the report so far after each item, from the scanning threads: keep it
+        quick (store it, print it now and then).
+    """
 
     def check(raw: Dict[str, Any], part: Report) -> None:
         try:
-            model._stash_load(raw, whole_item=True)
+            instance = model._stash_load(raw, whole_item=True)
             key_ids = list(_key_ids(raw))
+            plaintext = _holds_plaintext(instance, raw)
         except StashError as error:
             part.failures[error.code] += 1
             return
@@ -124,9 +271,12 @@ def verify(
             part.failures["malformed_ciphertext"] += 1
             return
         part.key_ids.update(key_ids)
-        part.unchanged += 1
+        if plaintext:
+            part.plaintext += 1
+        else:
+            part.unchanged += 1
 
-    return _run(model, check, Report(), segments=segments, progress=progress)
+    return _run(model, check, Report("verify"), segments=segments, progress=progress, page_size=page_size)
 
 
 # -- migrations -----------------------------------------------------------------------------------
@@ -158,6 +308,7 @@ def encrypt_existing(
     :param max_write_rate: rewrites per second, at most (across segments).
     :param dry_run: count what would be rewritten, write nothing.
     :param page_size: items per scan request (default: DynamoDB's 1 MB pages).
+    :param progress: called with the report so far after each item, from the scanning threads.
     :param trust_suspicious: also encrypt suspicious plaintext (below). Without it such an item is left
         as it is and counted as a ``suspicious_plaintext`` failure.
 
@@ -178,8 +329,8 @@ def encrypt_existing(
         _rewrite(model, raw, part, dry_run, limiter, plan)
 
     return _run(
-        model, migrate, Report(), segments=segments, segment=segment, total_segments=total_segments,
-        checkpoint=checkpoint, progress=progress, page_size=page_size,
+        model, migrate, Report("encrypt-existing", dry_run), segments=segments, segment=segment,
+        total_segments=total_segments, checkpoint=checkpoint, progress=progress, page_size=page_size,
     )
 
 
@@ -198,8 +349,9 @@ def rotate(
 ) -> Report:
     """Re-encrypt, under the keyring's primary key, every value written under another key.
 
-    Same guarantees as :func:`encrypt_existing`: conditional on ``x__source`` being unchanged.
-    HMACs do not change (they use the index key).
+    Same guarantees and parameters as :func:`encrypt_existing`: conditional on ``x__source`` being
+    unchanged. HMACs do not change (they use the index key). An item with nothing to re-encrypt that
+    holds a value still in plaintext counts as ``plaintext``, not ``unchanged``.
 
     :param rehash: also rewrite every value whose stored HMAC is not the one the keyring's index key
         gives: the index-key migration. Decrypting needs only the stored HMAC, so the old index key is
@@ -208,15 +360,20 @@ def rotate(
     """
     limiter = _RateLimiter(max_write_rate)
 
-    def plan(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel) -> Any:
-        return _rotation_actions(model, raw, instance, rehash=rehash)
-
     def reencrypt(raw: Dict[str, Any], part: Report) -> None:
+        plaintext = [False]
+
+        def plan(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel) -> Any:
+            plaintext[0] = _holds_plaintext(instance, raw)
+            return _rotation_actions(model, raw, instance, rehash=rehash)
+
         _rewrite(model, raw, part, dry_run, limiter, plan)
+        if plaintext[0] and part.unchanged:
+            part.unchanged, part.plaintext = part.unchanged - 1, part.plaintext + 1
 
     return _run(
-        model, reencrypt, Report(), segments=segments, segment=segment, total_segments=total_segments,
-        checkpoint=checkpoint, progress=progress, page_size=page_size,
+        model, reencrypt, Report("rotate", dry_run), segments=segments, segment=segment,
+        total_segments=total_segments, checkpoint=checkpoint, progress=progress, page_size=page_size,
     )
 
 
@@ -377,6 +534,56 @@ def _holds_encrypted_forms(model: type[EncryptedModel], raw: Dict[str, Any]) -> 
     return not names.isdisjoint(raw)
 
 
+def _holds_plaintext(instance: EncryptedModel, raw: Dict[str, Any]) -> bool:
+    """Whether a stored item holds a field's value in plaintext under its plain name, without its
+    ``x__source`` (what ``encrypt-existing`` encrypts)."""
+    return any(
+        field.legacy in raw and field.source not in raw and NULL not in raw[field.legacy]
+        for field in _runtime_of(instance).fields
+    )
+
+
+def _readable_key_ids(raw: Dict[str, Any]) -> Iterator[str]:
+    """The key ids every ciphertext of a stored item names, skipping what is not a ciphertext."""
+    for _, blob in _stored_values(raw, SOURCE_SUFFIX, BINARY):
+        try:
+            yield _crypto.read_key_id(blob)
+        except _crypto.InvalidCiphertext:
+            continue
+
+
+def _hmac_names(model: type[EncryptedModel]) -> set[str]:
+    """The stored names of the model's HMAC attributes (companions, index and compound HMACs)."""
+    return {a.attr_name for a in model.get_attributes().values() if isinstance(a, HmacAttribute)}
+
+
+def _item_label(
+    model: type[EncryptedModel], raw: Dict[str, Any], hmacs: set[str], position: int, segment: Optional[int]
+) -> str:
+    """An item's primary key as it may be printed: plain key values as stored; never an HMAC, for which
+    the item is named by its position in the scan (of its segment)."""
+    plan = model._stash_plan()
+    parts, hidden = [], []
+    for key in (plan.hash_key, plan.range_key):
+        if key is None:
+            continue
+        name, kind = key
+        if name in hmacs:
+            hidden.append(name)
+            continue
+        value = raw.get(name, {}).get(kind)
+        if isinstance(value, (bytes, bytearray)):
+            parts.append(f"{name}=<{len(value)} bytes>")
+        elif isinstance(value, str) and kind == STRING:
+            parts.append(f"{name}={value[:80]!r}" + ("..." if len(value) > 80 else ""))
+        else:
+            parts.append(f"{name}={value}")
+    if hidden:
+        where = f"scan position {position}" + (f" of segment {segment}" if segment is not None else "")
+        parts.insert(0, f"item with HMAC key {'+'.join(hidden)}, {where}")
+    return ", ".join(parts)
+
+
 class PresealedSet(SetAction):
     """A value sealed here already (a re-encrypted map or list): sent as it is, past the model's checks."""
 
@@ -433,10 +640,6 @@ def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedM
     )
 
 
-def _nested_names(model: type[EncryptedModel]) -> set[str]:
-    return {name for name, _, _, _, _ in model._stash_plan().nested}
-
-
 def _read_again(model: type[EncryptedModel], raw: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     plan = model._stash_plan()
     hash_name, hash_type = plan.hash_key  # type: ignore[misc]
@@ -477,16 +680,22 @@ def _run(
             raise ConfigurationError("--segments must be at least 1")
         mine, total = range(segments), segments
     state = _Checkpoint.open(checkpoint, model, total)
+    hmacs = _hmac_names(model)
 
     def scan_segment(number: int) -> None:
+        position = 0
         for page in _pages(model, number, total, state, page_size):
-            part = Report()
             for raw in page:
-                part.scanned += 1
+                position += 1
+                part = Report(report.operation, report.dry_run, scanned=1)
+                part.stored_key_ids.update(_readable_key_ids(raw))
                 visit(raw, part)
-            report.add(part)
-            if progress is not None:
-                progress(report)
+                for code in part.failures:
+                    label = _item_label(model, raw, hmacs, position, number if total > 1 else None)
+                    part.failed_items.append(FailedItem(label, code))
+                report.add(part)  # item by item: a progress display shows live counts, whatever the page size
+                if progress is not None:
+                    progress(report)
 
     with ThreadPoolExecutor(max_workers=len(mine)) as pool:
         # Each worker runs in a copy of this context: tenant() and lock_context() hold there too.

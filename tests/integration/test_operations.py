@@ -271,18 +271,26 @@ def test_the_commands(model_module: str, ddb_url: str, legacy_table: Any,
 
 
 @pytest.mark.parametrize(
-    ("target", "message"),
+    ("target", "message", "status"),
     [
-        ("no_such_module_xyz:Member", "cannot import no_such_module_xyz"),
-        ("{module}:Plain", "is not an EncryptedModel"),
-        ("{module}:Missing", "does not exist"),
-        ("{module}", "is not MODULE:Model"),
+        ("no_such_module_xyz:Member", "cannot import no_such_module_xyz: no module named 'no_such_module_xyz'", 1),
+        ("{module}:Plain", "is not an EncryptedModel (it is a PynamoDB Model)", 1),
+        ("{module}:Nope", "module {module} has no attribute 'Nope' (its EncryptedModel classes: Member, Missing)", 1),
+        ("{module}:Missing", "table 'no-such-table' does not exist at", 1),
+        ("{module}", "is not MODULE:Model", 2),
     ],
 )
-def test_bad_command_input_is_one_line(model_module: str, ddb_url: str, target: str, message: str) -> None:
-    with pytest.raises(SystemExit) as raised:
-        main(["verify", target.format(module=model_module), "--endpoint", ddb_url])
-    assert message in str(raised.value) and "\n" not in str(raised.value)
+def test_bad_command_input_is_one_line(model_module: str, ddb_url: str, target: str, message: str, status: int,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["verify", target.format(module=model_module), "--endpoint", ddb_url]
+    if status == 2:
+        with pytest.raises(SystemExit) as raised:
+            main(argv)
+        assert raised.value.code == 2 and message in str(raised.value)
+    else:
+        assert main(argv) == status
+    err = capsys.readouterr().err
+    assert message.format(module=model_module) in err and err.count("\n") == 1
 
 
 def test_killed_with_sigkill_and_run_again_it_finishes(
