@@ -203,7 +203,13 @@ class FieldCipher:
         self._aad_prefix = self._header + length_prefixed(table_bytes) + length_prefixed(path_bytes)
 
     def seal(self, plaintext: bytes, item_key: bytes) -> bytes:
-        """Encrypt ``plaintext`` bound to ``item_key`` under a fresh random nonce."""
+        """Encrypt ``plaintext`` bound to ``item_key`` under a fresh random nonce.
+
+        :raises ValueError: for an empty ``plaintext`` (a typed plaintext starts with its type tag;
+            cryptography before 43 refuses empty data here, so every version refuses it alike).
+        """
+        if not plaintext:
+            raise ValueError("an empty plaintext is never sealed")
         fixed = _fixed_nonces.get()
         nonce = os.urandom(NONCE_SIZE) if fixed is None else next(fixed)
         return self._header + nonce + self._aead.encrypt(nonce, plaintext, self._aad_prefix + item_key)
