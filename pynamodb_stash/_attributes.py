@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Tuple, Type
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
 from pynamodb.constants import BINARY, STRING
 from pynamodb.expressions.condition import Comparison, In
-from pynamodb.expressions.operand import Path, Value, _Size
+from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action
 from typing_extensions import Literal
 
+from . import _pynamodb
 from ._codecs import Codec, ValueRejected, WrongType, canonical_number, codec_for, safe_reason
 from .exceptions import ConfigurationError, EncryptionError, UnsupportedQueryError
 
@@ -438,7 +439,7 @@ class PendingEncryptedAction(Action):
     format_string = "{0} = <encrypted>"
 
     def __init__(self, attribute: EncryptedAttribute[Any] | EncryptedMapAttribute, value: Any) -> None:
-        is_map_value = isinstance(value, MapAttribute) and value._is_attribute_container()  # type: ignore[no-untyped-call]
+        is_map_value = _pynamodb.is_map_value(value)
         if isinstance(value, (Attribute, Path, Action)) and not is_map_value:
             raise UnsupportedQueryError(
                 f"{attribute._describe()}: set() from another attribute or expression is not supported"
@@ -578,7 +579,7 @@ class HmacAttribute(_EqualityOnly, Attribute[str]):
             and self.is_companion
             and self.field is not None
             and self.field.model is not None  # a nested field's HMAC is the one read from the table
-            and not self._is_map_attribute_class_object(instance)
+            and not _pynamodb.is_map_class_object(self, instance)
         ):
             plaintext = instance.attribute_values.get(self.field.python_name)
             if plaintext is not None:  # under the item's own keyring (its tenant's, with TenantKeyrings)
@@ -779,7 +780,7 @@ class CompoundHmacAttribute(HmacAttribute):
     def __get__(self: _A, instance: Any, owner: Any) -> str: ...
 
     def __get__(self, instance: Any, owner: Any) -> Any:
-        if instance is not None and self.model is not None and not self._is_map_attribute_class_object(instance):
+        if instance is not None and self.model is not None and not _pynamodb.is_map_class_object(self, instance):
             values = tuple(getattr(instance, part) for part in self.parts)
             if any(value is None for value in values):
                 return None  # no compound without all its parts: a stored one is never written back
@@ -895,15 +896,13 @@ def _refuse_size_of_encrypted_attributes() -> None:
     ``size()`` is the one PynamoDB expression function that does not go through the attribute, and on
     ``x__source`` it would compare the ciphertext's length: a silently wrong answer.
     """
-    build = _Size.__init__
 
-    def __init__(self: _Size, path: Any) -> None:
+    def check(path: Any) -> None:
         attribute = path.attribute if isinstance(path, Path) else path
         if isinstance(attribute, _EqualityOnly):
             attribute._unsupported("size()")
-        build(self, path)
 
-    _Size.__init__ = __init__  # type: ignore[method-assign]
+    _pynamodb.wrap_size_operand(check)
 
 
 _refuse_size_of_encrypted_attributes()

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import _pynamodb
 from ._cli_report import CommandError, Progress, print_report, print_table
 from ._crypto import Key, check_key_id
 from ._keyring import ENV_VAR, Keyring, TenantKeyrings, tenant
@@ -263,12 +264,12 @@ def load_model(args: argparse.Namespace, *, table: bool) -> Tuple[Any, Optional[
     if args.region:
         model.Meta.region = args.region
     if args.endpoint or args.region:
-        model._connection = None
+        _pynamodb.reset_connection(model)
     args.where = lambda: _where(model)
     if not table:
         return model, None
     try:
-        description: Dict[str, Any] = model._get_connection().describe_table()
+        description: Dict[str, Any] = _pynamodb.connection(model).describe_table()
     except TableDoesNotExist:
         raise CommandError(
             f"table {model.Meta.table_name!r} does not exist at {_where(model)}: check the table name, "
@@ -280,7 +281,7 @@ def load_model(args: argparse.Namespace, *, table: bool) -> Tuple[Any, Optional[
 def _where(model: Any) -> str:
     """The endpoint and region a model's requests go to (names and URLs, nothing secret)."""
     try:
-        meta = model._get_connection().connection.client.meta
+        meta = _pynamodb.base_connection(model).client.meta
         return f"{meta.endpoint_url} (region {meta.region_name})"
     except Exception:  # no client could be made: say what the model names
         host = getattr(model.Meta, "host", None) or "AWS"

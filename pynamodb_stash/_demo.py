@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, TextIO
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
+from . import _pynamodb
 from ._attributes import EncryptedAttribute, HmacAttribute
 from ._keyring import Keyring
 from ._model import EncryptedModel
@@ -105,7 +106,7 @@ def run_demo(endpoint: str, *, region: str = "us-east-1", out: Optional[TextIO] 
         say("\n2. what the application sees, and what DynamoDB stores")
         for pk, email, _, _ in _USERS:
             user = User.get(pk)
-            raw = User._get_connection().get_item(pk)["Item"]
+            raw = _pynamodb.connection(User).get_item(pk)["Item"]
             say(f"   {pk}")
             say(f"     application: email={user.email!r} name={user.name!r} role={user.role!r}")
             for stored_name in sorted(raw):

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Generic, Iterable, List, Literal, Mappin
 
 from pynamodb.attributes import Attribute, NumberAttribute
 
+from . import _pynamodb
 from ._attributes import (
     HMAC_SUFFIX,
     RESERVED_SUFFIXES,
@@ -244,7 +245,7 @@ def _stored_class(
 ) -> type[EncryptedModel]:
     """The polymorphic subclass an item's discriminator names, whose fields it must encrypt too."""
     try:
-        stored = model._get_discriminator_class(raw)
+        stored = _pynamodb.discriminator_class(model, raw)
     except Exception as exc:
         raise error(f"{where}: the item's discriminator is not valid ({type(exc).__name__})") from None
     if stored is None:

@@ -3,9 +3,9 @@
 PynamoDB reaches an attribute's ``serialize``/``deserialize`` through three paths: container
 (de)serialization of a whole item, attribute-level serialization of keys and condition values, and the
 schema. An attribute sees only its value, never the item its ciphertext must be bound to, so this module
-takes over the item path: ``_container_serialize``/``_container_deserialize`` (and ``_instantiate``,
-which get, query, scan, batch_get and TransactGet take past them) encrypt and decrypt whole items with
-the primary key in hand. It also expands pending encrypted update actions, completes projections with
+takes over the item path: PynamoDB's private hooks for serializing, deserializing and building
+instances from items (installed through ``_pynamodb``) encrypt and decrypt whole items with the primary
+key in hand. It also expands pending encrypted update actions, completes projections with
 what decryption needs, and gives each model its own copy of indexes keyed on HMACs. The companion
 ``HmacAttribute`` covers keys, conditions and the schema through PynamoDB's own code.
 """
@@ -63,7 +63,7 @@ from pynamodb.indexes import Index
 from pynamodb.models import BatchWrite, MetaModel, Model
 from pynamodb.pagination import ResultIterator
 
-from . import _audit, _crypto
+from . import _audit, _crypto, _pynamodb
 from ._attributes import (
     HMAC_SUFFIX,
     RESERVED_SUFFIXES,
@@ -212,7 +212,7 @@ def _bind_schema(cls: type[EncryptedModel]) -> None:
     stored_names = {f.attr_name for f in fields.values()}
     stored_names.update(f.hmac_attribute.attr_name for f in fields.values() if f.hmac_attribute is not None)
     for member, index in inspect.getmembers(cls):
-        if isinstance(index, Index) and cls._indexes.get(index.Meta.index_name) is index:
+        if isinstance(index, Index) and _pynamodb.indexes(cls).get(index.Meta.index_name) is index:
             _own_index(cls, member, index, fields, stored_names)
 
 
@@ -262,9 +262,9 @@ def _own_index(
         return
     namespace = {"Meta": type("Meta", (index_class.Meta,), {}), "__module__": index_class.__module__, **copies}
     owned: Index[Any] = type(index_class.__name__, (index_class,), namespace)()
-    owned._model = cls
+    _pynamodb.bind_index(owned, cls)
     setattr(cls, member, owned)
-    cls._indexes[owned.Meta.index_name] = owned
+    _pynamodb.indexes(cls)[owned.Meta.index_name] = owned
 
 
 class _Plan:
@@ -298,8 +298,7 @@ class _Plan:
         self.has_defaults = any(
             a.default is not None or a.default_for_new is not None for a in cls.get_attributes().values()
         )
-        hash_key = cls._hash_key_attribute()  # type: ignore[no-untyped-call]
-        range_key = cls._range_key_attribute()  # type: ignore[no-untyped-call]
+        hash_key, range_key = _pynamodb.key_attributes(cls)
         self.hash_key = (hash_key.attr_name, hash_key.attr_type) if hash_key is not None else None
         self.range_key = (range_key.attr_name, range_key.attr_type) if range_key is not None else None
 
@@ -769,7 +768,7 @@ def _open_nested(
     raw = stored.get("M")
     if not isinstance(raw, dict):
         raise DecryptionError(f"{path}: the stored value is not a map")
-    instance = map_class._instantiate({})
+    instance = _pynamodb.new_map_instance(map_class)
     values = instance.attribute_values
     for name, attribute in map_class.get_attributes().items():
         if isinstance(attribute, HmacAttribute) and attribute.is_companion:
@@ -823,7 +822,7 @@ def plaintext_policy(cls: type[EncryptedModel]) -> str:
 def _index_keyed(cls: type[EncryptedModel]) -> frozenset[str]:
     """Python names of the fields whose HMAC keys one of the model's indexes."""
     names = set()
-    for index in cls._indexes.values():
+    for index in _pynamodb.indexes(cls).values():
         for attribute in index.Meta.attributes.values():
             field = getattr(attribute, "field", None)
             if isinstance(attribute, HmacAttribute) and field is not None and (
@@ -880,7 +879,7 @@ class ExactResults(Generic[_M]):
         constraints: List[Tuple[EncryptedAttribute[Any], Any]],
         limit: Optional[int],
     ) -> None:
-        self._model = model
+        self._result_model = model
         self._pages = results.page_iter
         self._wanted = [
             (field.python_name, {field.hmac_input(value) for value in expected}, field)
@@ -911,7 +910,7 @@ class ExactResults(Generic[_M]):
                 self._buffer.extend(page.get("Items", []))
                 continue
             raw = self._buffer.popleft()
-            item = _from_raw_data_counted(self._model, raw, self._reads)
+            item = _from_raw_data_counted(self._result_model, raw, self._reads)
             if self._matches(item):
                 self._total += 1
                 self._last = raw
@@ -959,7 +958,7 @@ class EncryptedBatchWrite(BatchWrite[_M]):
         self._stash_add(PUT_REQUEST, put_item, put_item.serialize())
 
     def delete(self, del_item: _M) -> None:
-        self._stash_add(DELETE_REQUEST, del_item, del_item._get_keys())  # type: ignore[no-untyped-call]
+        self._stash_add(DELETE_REQUEST, del_item, _pynamodb.key_item(del_item))
 
     def _stash_add(self, action: str, item: _M, serialized: Dict[str, Any]) -> None:
         if len(self.pending_operations) == self.max_operations:
@@ -974,7 +973,7 @@ class EncryptedBatchWrite(BatchWrite[_M]):
         self.pending_operations = []
         attempts = 0
         while puts or deletes:
-            data = self.model._get_connection().batch_write_item(put_items=puts, delete_items=deletes)
+            data = _pynamodb.connection(self.model).batch_write_item(put_items=puts, delete_items=deletes)
             unprocessed = (data or {}).get(UNPROCESSED_ITEMS, {}).get(self.model.Meta.table_name)
             if not unprocessed:
                 return
@@ -1151,7 +1150,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     # the reader binds exactly what the writer bound).
 
     @reporting
-    def _container_serialize(self, null_check: bool = True) -> Dict[str, Dict[str, Any]]:
+    def _stash_serialize_item(self, null_check: bool = True) -> Dict[str, Dict[str, Any]]:
         plan = self._stash_plan()
         values = self.attribute_values
         item: Dict[str, Dict[str, Any]] = {}
@@ -1220,16 +1219,14 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         return item
 
     @reporting
-    def _container_deserialize(self, attribute_values: Dict[str, Dict[str, Any]]) -> None:
+    def _stash_deserialize_item(self, attribute_values: Dict[str, Dict[str, Any]]) -> None:
         self._stash_fill(attribute_values, _MODEL_READ)
 
     def _stash_fill(self, attribute_values: Dict[str, Dict[str, Any]], read: _ReadMode) -> None:
         """Set this instance's values from a stored item, its encrypted fields opened as ``read`` says."""
         plan = self._stash_plan()
         self.attribute_values = values = {}
-        self._set_discriminator()
-        if plan.has_defaults:
-            self._set_defaults(_user_instantiated=False)
+        _pynamodb.set_discriminator_and_defaults(self, defaults=plan.has_defaults)
         for name, attribute, stored, _, direct, _ in plan.plain:
             stored_value = attribute_values.get(stored)
             if stored_value and NULL not in stored_value:
@@ -1285,9 +1282,9 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 )
 
     @classmethod
-    def _instantiate(cls, attribute_values: Dict[str, Dict[str, Any]]) -> Any:
-        # PynamoDB's _instantiate (behind from_raw_data: get, query, scan, batch_get, TransactGet)
-        # calls AttributeContainer._container_deserialize directly, past the override above.
+    def _stash_instantiate(cls, attribute_values: Dict[str, Dict[str, Any]]) -> Any:
+        # PynamoDB builds instances from items (from_raw_data: get, query, scan, batch_get, TransactGet)
+        # with the base class's deserializer, past the override above: this replaces that too.
         try:
             instance = cls._stash_new(attribute_values)
             instance._stash_fill(attribute_values, _MODEL_READ)
@@ -1319,7 +1316,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
         :raises ValueError: (PynamoDB's) for a discriminator naming a class that is not a ``cls``.
         """
-        stored_cls = cls._get_discriminator_class(attribute_values)
+        stored_cls = _pynamodb.discriminator_class(cls, attribute_values)
         if stored_cls and not issubclass(stored_cls, cls):
             raise ValueError(f"Cannot instantiate a {cls.__name__} from the returned class: {stored_cls.__name__}")
         model = stored_cls or cls
@@ -1484,7 +1481,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             target = action.values[0] if getattr(action, "values", None) else None
             if not isinstance(target, Path) or len(target.path) != 1:
                 continue
-            name = self._dynamo_to_python_attr(target.path[0])
+            name = _pynamodb.python_name(self, target.path[0])
             operand = action.values[1] if len(action.values) > 1 else None
             if isinstance(action, RemoveAction):
                 updated[name] = None
@@ -1540,7 +1537,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         )
 
     def _stash_item_key(self) -> bytes:
-        hash_value, range_value = self._get_hash_range_key_serialized_values()
+        hash_value, range_value = _pynamodb.serialized_keys(self)
         plan = self._stash_plan()
         item: Dict[str, Dict[str, Any]] = {}
         for key, value in ((plan.hash_key, hash_value), (plan.range_key, range_value)):
@@ -1559,7 +1556,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         if attributes_to_get is None:
             return None
         models: List[type[EncryptedModel]] = [cls]
-        discriminator = cls._get_discriminator_attribute()
+        discriminator = _pynamodb.discriminator_attribute(cls)
         if discriminator is not None:  # a query on a base model returns its subclasses' fields too
             models += [m for m in discriminator.get_registered_subclasses(cls) if issubclass(m, EncryptedModel)]
         if not any(model._stash_fields or model._stash_plan().nested for model in models):
@@ -1583,9 +1580,10 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     names.append(field.hmac_attribute.attr_name)
             else:
                 names.append(entry)
-        key_attributes = (cls._hash_key_attribute(), cls._range_key_attribute())  # type: ignore[no-untyped-call]
         tenant = cls._stash_tenant_attribute()
-        for attribute in (*key_attributes, cls._get_discriminator_attribute(), tenant[1] if tenant else None):
+        for attribute in (
+            *_pynamodb.key_attributes(cls), _pynamodb.discriminator_attribute(cls), tenant[1] if tenant else None
+        ):
             if attribute is not None:
                 names.append(attribute.attr_name)
         return list(dict.fromkeys(names))
@@ -1645,7 +1643,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             pending = keys[start : start + BATCH_GET_PAGE_LIMIT]
             stalled = 0  # rounds in a row that returned nothing: only those count against max_retry_attempts
             while pending:
-                page, unprocessed = cls._batch_get_page(pending, consistent_read, projection)  # type: ignore[no-untyped-call]
+                page, unprocessed = _pynamodb.batch_get_page(cls, pending, consistent_read, projection)
                 for raw in page:
                     yield _from_raw_data_counted(cls, raw, reads)
                 if not unprocessed:
@@ -1658,7 +1656,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
 
     @classmethod
     def _stash_batch_key(cls, item: Any) -> Dict[str, Any]:
-        hash_attribute, range_attribute = cls._hash_key_attribute(), cls._range_key_attribute()  # type: ignore[no-untyped-call]
+        hash_attribute, range_attribute = _pynamodb.key_attributes(cls)
         if range_attribute is None:
             return {hash_attribute.attr_name: hash_attribute.serialize(item)}
         if isinstance(item, (str, bytes)) or not isinstance(item, Iterable):
@@ -1693,7 +1691,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """
         exact = cls._stash_exact_constraints(range_key_condition, filter_condition)
         if index_name:
-            key_attribute = cls._indexes[index_name]._hash_key_attribute()  # type: ignore[no-untyped-call]
+            key_attribute = _pynamodb.index_hash_key_attribute(_pynamodb.indexes(cls)[index_name])
             field = getattr(key_attribute, "field", None)
             if field is not None and field.truncated:
                 exact.append((field, (hash_key,)))
@@ -1761,7 +1759,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """PynamoDB's ``count``; with a truncated HMAC it reads the items to count exact matches only."""
         exact = cls._stash_exact_constraints(range_key_condition, filter_condition)
         if index_name and hash_key is not None:
-            field = getattr(cls._indexes[index_name]._hash_key_attribute(), "field", None)  # type: ignore[no-untyped-call]
+            field = getattr(_pynamodb.index_hash_key_attribute(_pynamodb.indexes(cls)[index_name]), "field", None)
             exact += [(field, (hash_key,))] if field is not None and field.truncated else []
         if not exact:
             with cls._stash_operation():
@@ -1804,3 +1802,11 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         for condition in conditions:
             visit(condition, True)
         return found
+
+
+_pynamodb.install_item_hooks(
+    EncryptedModel,
+    serialize=EncryptedModel._stash_serialize_item,
+    deserialize=EncryptedModel._stash_deserialize_item,
+    instantiate=EncryptedModel.__dict__["_stash_instantiate"],
+)

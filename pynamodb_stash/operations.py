@@ -29,7 +29,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
 
-from . import _crypto
+from . import _crypto, _pynamodb
 from ._attributes import HMAC_SUFFIX, SOURCE_SUFFIX, EncryptedAttribute, EncryptedMapAttribute, HmacAttribute
 from ._codecs import _from_json, _to_json
 from ._model import EncryptedModel, _nested_kind, _seal_nested
@@ -156,7 +156,7 @@ def status(model: type[EncryptedModel]) -> List[Dict[str, str]]:
         elif attribute.is_hash_key or attribute.is_range_key:
             keys.append("table hash key" if attribute.is_hash_key else "table range key")
         keys += [
-            f"{index_name} key" for index_name, index in model._indexes.items()
+            f"{index_name} key" for index_name, index in _pynamodb.indexes(model).items()
             if field is not None and any(getattr(a, "field", None) is field for a in index.Meta.attributes.values())
         ]
         rows.append({
@@ -430,10 +430,10 @@ def _rewrite(
         limiter.wait()
         try:
             # Not instance.update(): its ALL_NEW response would be read back and decrypted for nothing.
-            hash_key, range_key = instance._get_hash_range_key_serialized_values()
+            hash_key, range_key = _pynamodb.serialized_keys(instance)
             presealed: List[Action] = [action for action in actions if isinstance(action, PresealedSet)]
             expanded = instance._stash_expand([action for action in actions if not isinstance(action, PresealedSet)])
-            model._get_connection().update_item(
+            _pynamodb.connection(model).update_item(
                 hash_key, range_key=range_key, actions=expanded + presealed, condition=condition
             )
             part.rewritten += 1
@@ -621,9 +621,11 @@ def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedM
     transaction: on condition that nothing is at the new key and the old item is unchanged."""
     plan = model._stash_plan()
     assert plan.hash_key is not None
-    connection = model._get_connection()
+    connection = _pynamodb.connection(model)
     hash_name, hash_type = plan.hash_key
-    args, save = instance._get_save_args(condition=Path([hash_name]).does_not_exist(), add_version_condition=False)
+    args, save = _pynamodb.save_arguments(
+        instance, condition=Path([hash_name]).does_not_exist(), add_version_condition=False
+    )
     save["key"] = ITEM
     put = connection.get_operation_kwargs(*args, **save)
     unchanged: Optional[Condition] = None
@@ -635,7 +637,7 @@ def _move(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedM
     delete = connection.get_operation_kwargs(
         raw[hash_name][hash_type], range_key=range_key, key=KEY, condition=unchanged
     )
-    connection.connection.transact_write_items(
+    _pynamodb.base_connection(model).transact_write_items(
         condition_check_items=[], delete_items=[delete], put_items=[put], update_items=[]
     )
 
@@ -644,7 +646,7 @@ def _read_again(model: type[EncryptedModel], raw: Dict[str, Any]) -> Optional[Di
     plan = model._stash_plan()
     hash_name, hash_type = plan.hash_key  # type: ignore[misc]
     range_key = plan.range_key
-    data = model._get_connection().get_item(
+    data = _pynamodb.connection(model).get_item(
         raw[hash_name][hash_type],
         range_key=raw[range_key[0]][range_key[1]] if range_key else None,
         consistent_read=True,
@@ -711,7 +713,7 @@ def _pages(
     start, done = state.position(number)
     if done:
         return
-    connection = model._get_connection()
+    connection = _pynamodb.connection(model)
     while True:
         data = connection.scan(
             segment=number if total > 1 else None,

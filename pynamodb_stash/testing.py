@@ -58,7 +58,7 @@ from typing import (
 import pytest
 from pynamodb.models import Model
 
-from . import _keyring
+from . import _keyring, _pynamodb
 from ._keyring import Keyring, KeyringSource, configure
 
 __all__ = [
@@ -445,12 +445,7 @@ def _is_model_class(value: object) -> bool:
 
 def _reset_connections(model: Type[Model]) -> None:
     """Forget the cached connections of ``model`` and its subclasses, so the next request reads ``Meta``."""
-    pending: List[type] = [model]
-    while pending:
-        cls = pending.pop()
-        if "_connection" in vars(cls):
-            setattr(cls, "_connection", None)  # noqa: B010 - a class attribute PynamoDB declares
-        pending.extend(cls.__subclasses__())
+    _pynamodb.reset_connection(model)
 
 
 class StashTables:
