@@ -141,7 +141,7 @@ def decrypt_item(model: type[EncryptedModel], item: Mapping[str, Any], *, shape:
     where = f"decrypt_item({model.__name__})"
     raw, as_json = _to_dynamodb_item(item, shape, where, DecryptionError)
     model = _stored_class(model, raw, where, DecryptionError)
-    instance = _instance_from_raw(model, raw, where)  # the model's own read, the item taken as whole
+    instance = _instance_from_raw(model, raw, where, plain=False)  # the model's read of a whole item
     values = instance.attribute_values
     encrypted_names = _stored_names(model)
     plain = {name: value for name, value in raw.items() if name not in encrypted_names}
@@ -270,10 +270,10 @@ def _nested(attribute: Attribute[Any]) -> Tuple[type[EncryptedMapAttribute], boo
     return type(attribute), False
 
 
-def _instance_from_raw(model: type[_M], raw: Dict[str, Any], where: str) -> _M:
+def _instance_from_raw(model: type[_M], raw: Dict[str, Any], where: str, *, plain: bool = True) -> _M:
     _require_key(model, raw, where)
     try:
-        return model._stash_load(raw, whole_item=True)
+        return model._stash_load(raw, whole_item=True, plain=plain)
     except StashError:
         raise
     except Exception as exc:

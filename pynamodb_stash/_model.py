@@ -274,7 +274,7 @@ class _Plan:
     plain one (so the value can be read from and written to ``attribute_values`` directly).
     """
 
-    __slots__ = ("plain", "nested", "fields", "has_defaults", "hash_key", "range_key")
+    __slots__ = ("plain", "compound_parts", "nested", "fields", "has_defaults", "hash_key", "range_key")
 
     def __init__(self, cls: type[EncryptedModel]) -> None:
         plain = []
@@ -293,6 +293,13 @@ class _Plan:
             container = isinstance(attribute, (ListAttribute, MapAttribute))
             plain.append((name, attribute, attribute.attr_name, attribute.attr_type, direct, container))
         self.plain = tuple(plain)
+        parts = {part for compound in cls._stash_compounds.values() for part in compound.parts}
+        source = getattr(cls.Meta, "keyring", None)
+        if isinstance(source, TenantKeyrings) and source.attribute is not None:
+            parts.add(source.attribute)  # a compound is hashed under the item's tenant's keyring
+        self.compound_parts = tuple(entry for entry in plain if entry[0] in parts)
+        """The plain attributes a compound HMAC needs (its parts, the tenant): all an encrypted-only read
+        reads besides the encrypted values."""
         self.nested = tuple(nested)
         self.fields = tuple(cls._stash_fields.values())
         self.has_defaults = any(
@@ -798,6 +805,9 @@ class _ReadMode(NamedTuple):
     """The plaintext policy in force: ``"forbid"``, ``"read_plaintext"``, or None for the model's own."""
     whole_item: bool
     """Whether the item was read whole (a stream image, a raw item, a full scan), not projected."""
+    plain: bool = True
+    """Whether plain attributes are read too; else only those a compound HMAC covers (for decrypt_item
+    and verify, which need the encrypted values only)."""
 
 
 _MODEL_READ = _ReadMode(None, False)
@@ -1227,7 +1237,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         plan = self._stash_plan()
         self.attribute_values = values = {}
         _pynamodb.set_discriminator_and_defaults(self, defaults=plan.has_defaults)
-        for name, attribute, stored, _, direct, _ in plan.plain:
+        for name, attribute, stored, _, direct, _ in plan.plain if read.plain else plan.compound_parts:
             stored_value = attribute_values.get(stored)
             if stored_value and NULL not in stored_value:
                 value = attribute.deserialize(attribute.get_value(stored_value))
@@ -1296,18 +1306,25 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     @classmethod
     @reporting
     def _stash_load(
-        cls: type[_M], attribute_values: Dict[str, Dict[str, Any]], *, whole_item: bool, policy: Optional[str] = None
+        cls: type[_M],
+        attribute_values: Dict[str, Dict[str, Any]],
+        *,
+        whole_item: bool,
+        policy: Optional[str] = None,
+        plain: bool = True,
     ) -> _M:
         """An instance from a stored item, as :meth:`from_raw_data` makes it, read as the caller says.
 
         :param whole_item: the item was read whole (a stream image, a raw item, a full scan): an HMAC
             without its value is then always refused.
         :param policy: a plaintext policy other than ``Meta.plaintext_policy`` (the migration tools).
+        :param plain: also read the plain attributes (else only those a compound HMAC needs: for readers
+            of the encrypted values alone, which pass the plain ones through as stored).
         :raises ValueError: (PynamoDB's) for a discriminator naming a class that is not a ``cls``.
         :raises DecryptionError: as :meth:`_FieldRuntime.read` says.
         """
         instance = cls._stash_new(attribute_values)
-        instance._stash_fill(attribute_values, _ReadMode(policy, whole_item))
+        instance._stash_fill(attribute_values, _ReadMode(policy, whole_item, plain))
         return instance
 
     @classmethod

@@ -261,7 +261,7 @@ def verify(
 
     def check(raw: Dict[str, Any], part: Report) -> None:
         try:
-            instance = model._stash_load(raw, whole_item=True)
+            instance = model._stash_load(raw, whole_item=True, plain=False)
             key_ids = list(_key_ids(raw))
             plaintext = _holds_plaintext(instance, raw)
         except StashError as error:

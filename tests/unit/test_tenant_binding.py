@@ -62,3 +62,15 @@ def test_an_update_keeps_the_compound_under_the_items_tenant() -> None:
     with tenant("b"):
         expected = Member.email_kind.serialize(("y@example.com", "admin"))
     assert {"S": expected} in sent.values()
+
+
+def test_decrypt_item_checks_a_compound_under_the_items_tenant() -> None:
+    """decrypt_item reads the encrypted values alone, plus what a compound needs: its parts, the tenant."""
+    from pynamodb_stash import decrypt_item
+
+    item = Member(pk="m1", org="a", email="x@example.com", kind="admin").serialize()
+    assert decrypt_item(Member, item)["email"] == {"S": "x@example.com"}
+    other = Member(pk="m1", org="a", email="x@example.com", kind="user").serialize()
+    with pytest.raises(DecryptionError) as raised:
+        decrypt_item(Member, {**item, "email_kind__hmac": other["email_kind__hmac"]})
+    assert raised.value.code == "hmac_mismatch"
