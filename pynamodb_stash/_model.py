@@ -294,12 +294,13 @@ class _Plan:
             plain.append((name, attribute, attribute.attr_name, attribute.attr_type, direct, container))
         self.plain = tuple(plain)
         parts = {part for compound in cls._stash_compounds.values() for part in compound.parts}
+        parts.update(cls._stash_compounds)  # the stored compounds themselves, to be checked
         source = getattr(cls.Meta, "keyring", None)
         if isinstance(source, TenantKeyrings) and source.attribute is not None:
             parts.add(source.attribute)  # a compound is hashed under the item's tenant's keyring
         self.compound_parts = tuple(entry for entry in plain if entry[0] in parts)
-        """The plain attributes a compound HMAC needs (its parts, the tenant): all an encrypted-only read
-        reads besides the encrypted values."""
+        """The compound HMACs and the plain attributes they need (their parts, the tenant): all that an
+        encrypted-only read reads besides the encrypted values."""
         self.nested = tuple(nested)
         self.fields = tuple(cls._stash_fields.values())
         self.has_defaults = any(
