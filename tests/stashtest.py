@@ -255,3 +255,27 @@ def assert_clean(error: BaseException, *secrets: str | bytes) -> None:
             forms |= {raw[-12:].hex(), repr(raw[-12:])[2:-1], b64(raw[-12:])}
         for form in forms:
             assert form not in text, f"{form!r} appears in the error {text!r}"
+
+
+# -- KMS ----------------------------------------------------------------------------------------------------
+
+
+class Counter:
+    """Counts the KMS API calls a boto3 client makes, by operation."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: list[str] = []
+        client.meta.events.register("before-call.kms.*", self._record)
+
+    def _record(self, model: Any, **kwargs: Any) -> None:
+        self.calls.append(model.name)
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now += 301``), for TTLs."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -12,10 +12,10 @@ import json
 from datetime import datetime
 from typing import Any, Dict, Iterator, List
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from pynamodb.attributes import UnicodeAttribute
+from stashtest import Clock, Counter
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -49,35 +49,6 @@ class Principal:
             )
 
         return refuse
-
-
-class Counter:
-    """The KMS API calls a boto3 client makes, by operation."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: List[str] = []
-        client.meta.events.register("before-call.kms.*", self._record)
-
-    def _record(self, model: Any, **kwargs: Any) -> None:
-        self.calls.append(model.name)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def kms(kms_url: str) -> Any:
-    return boto3.client("kms", endpoint_url=kms_url, region_name=REGION)
-
-
-@pytest.fixture(scope="module")
-def dynamodb(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import boto3
 import pytest
 from pynamodb.attributes import UnicodeAttribute
+from stashtest import Counter
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -26,27 +27,6 @@ from pynamodb_stash._crypto import Key
 from pynamodb_stash.kms import KeyStore
 
 REGION = "us-east-1"
-
-
-class Counter:
-    """The KMS API calls a boto3 client makes, by operation."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: List[str] = []
-        client.meta.events.register("before-call.kms.*", self._record)
-
-    def _record(self, model: Any, **kwargs: Any) -> None:
-        self.calls.append(model.name)
-
-
-@pytest.fixture(scope="module")
-def kms(kms_url: str) -> Any:
-    return boto3.client("kms", endpoint_url=kms_url, region_name=REGION)
-
-
-@pytest.fixture(scope="module")
-def dynamodb(ddb_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
 
 
 @pytest.fixture

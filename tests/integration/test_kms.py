@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from pynamodb.attributes import UnicodeAttribute
+from stashtest import Clock, Counter
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -20,30 +21,6 @@ from pynamodb_stash import (
     KeyProviderError,
 )
 from pynamodb_stash.kms import KeyStore, KmsKeyringSource
-
-
-class Counter:
-    """Counts the KMS API calls a boto3 client makes, by operation."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: List[str] = []
-        client.meta.events.register("before-call.kms.*", self._record)
-
-    def _record(self, model: Any, **kwargs: Any) -> None:
-        self.calls.append(model.name)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def kms(kms_url: str) -> Any:
-    return boto3.client("kms", endpoint_url=kms_url, region_name="us-east-1")
 
 
 @pytest.fixture(scope="module")
