@@ -171,3 +171,21 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     configure(keyring=None)
     yield
     configure(keyring=None)
+
+
+@pytest.fixture(scope="module")
+def kms(kms_url: str) -> Any:
+    """A boto3 KMS client on moto's KMS (the real boto3 code path)."""
+    import boto3
+    from stashtest import REGION
+
+    return boto3.client("kms", endpoint_url=kms_url, region_name=REGION)
+
+
+@pytest.fixture(scope="module")
+def dynamodb(ddb_url: str) -> Any:
+    """A boto3 DynamoDB client on DynamoDB Local, as a key store uses it."""
+    import boto3
+    from stashtest import REGION
+
+    return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
