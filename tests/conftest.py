@@ -189,3 +189,21 @@ def dynamodb(ddb_url: str) -> Any:
     from stashtest import REGION
 
     return boto3.client("dynamodb", endpoint_url=ddb_url, region_name=REGION)
+
+
+@pytest.fixture
+def kms_key(kms: Any) -> str:
+    """A fresh KMS key on moto's KMS."""
+    key_id: str = kms.create_key(Description="pynamodb-stash key store tests")["KeyMetadata"]["KeyId"]
+    return key_id
+
+
+@pytest.fixture
+def table(dynamodb: Any, kms: Any, table_name: str) -> Iterator[str]:
+    """A fresh key store table on DynamoDB Local, deleted after the test."""
+    from pynamodb_stash.kms import KeyStore
+
+    name = f"{table_name}-keys"
+    KeyStore(name, kms_client=kms, dynamodb_client=dynamodb).create_table()
+    yield name
+    dynamodb.delete_table(TableName=name)

@@ -279,3 +279,10 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def key_store(table: str, kms: Any, dynamodb: Any, *allowed: str) -> Any:
+    """A key store as one process sees it: its own memory of versions, the given KMS key allow-list."""
+    from pynamodb_stash.kms import KeyStore
+
+    return KeyStore(table, kms_key_ids=list(allowed), kms_client=kms, dynamodb_client=dynamodb)

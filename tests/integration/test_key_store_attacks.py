@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 from botocore.exceptions import ClientError
 from pynamodb.attributes import UnicodeAttribute
-from stashtest import Clock, Counter
+from stashtest import Clock, Counter, key_store
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -49,25 +49,6 @@ class Principal:
             )
 
         return refuse
-
-
-@pytest.fixture
-def kms_key(kms: Any) -> str:
-    key_id: str = kms.create_key(Description="pynamodb-stash key store tests")["KeyMetadata"]["KeyId"]
-    return key_id
-
-
-@pytest.fixture
-def table(dynamodb: Any, kms: Any, table_name: str) -> Iterator[str]:
-    name = f"{table_name}-keys"
-    KeyStore(name, kms_client=kms, dynamodb_client=dynamodb).create_table()
-    yield name
-    dynamodb.delete_table(TableName=name)
-
-
-def key_store(table: str, kms: Any, dynamodb: Any, *allowed: str) -> KeyStore:
-    """A key store as one process sees it: its own memory of versions, the given allow-list."""
-    return KeyStore(table, kms_key_ids=list(allowed), kms_client=kms, dynamodb_client=dynamodb)
 
 
 def record(dynamodb: Any, table: str, keyset: str) -> Dict[str, Any]:

@@ -8,12 +8,12 @@ import hashlib
 import json
 import secrets
 import threading
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import boto3
 import pytest
 from pynamodb.attributes import UnicodeAttribute
-from stashtest import Counter
+from stashtest import Counter, key_store
 
 from pynamodb_stash import (
     ConfigurationError,
@@ -27,24 +27,6 @@ from pynamodb_stash._crypto import Key
 from pynamodb_stash.kms import KeyStore
 
 REGION = "us-east-1"
-
-
-@pytest.fixture
-def kms_key(kms: Any) -> str:
-    key_id: str = kms.create_key(Description="pynamodb-stash key store tests")["KeyMetadata"]["KeyId"]
-    return key_id
-
-
-@pytest.fixture
-def table(dynamodb: Any, kms: Any, table_name: str) -> Iterator[str]:
-    name = f"{table_name}-keys"
-    KeyStore(name, kms_client=kms, dynamodb_client=dynamodb).create_table()
-    yield name
-    dynamodb.delete_table(TableName=name)
-
-
-def key_store(table: str, kms: Any, dynamodb: Any, *allowed: str) -> KeyStore:
-    return KeyStore(table, kms_key_ids=list(allowed), kms_client=kms, dynamodb_client=dynamodb)
 
 
 def secret_model(ddb_url: str, source: Any) -> Any:
