@@ -286,3 +286,20 @@ def key_store(table: str, kms: Any, dynamodb: Any, *allowed: str) -> Any:
     from pynamodb_stash.kms import KeyStore
 
     return KeyStore(table, kms_key_ids=list(allowed), kms_client=kms, dynamodb_client=dynamodb)
+
+
+def secret_model(ddb_url: str, source: Any) -> Any:
+    """A model with one encrypted equality field on DynamoDB Local, under ``source`` (a keyring or source)."""
+    from pynamodb_stash import EncryptedAttribute
+
+    class Secret(EncryptedModel):
+        class Meta:
+            table_name = "unused"
+            host = ddb_url
+            region = REGION
+            keyring = source
+
+        pk = UnicodeAttribute(hash_key=True)
+        value = EncryptedAttribute(str, equality=True)
+
+    return Secret

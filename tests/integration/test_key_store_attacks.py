@@ -14,13 +14,10 @@ from typing import Any, Dict, List
 
 import pytest
 from botocore.exceptions import ClientError
-from pynamodb.attributes import UnicodeAttribute
-from stashtest import Clock, Counter, key_store
+from stashtest import Clock, Counter, key_store, secret_model
 
 from pynamodb_stash import (
     ConfigurationError,
-    EncryptedAttribute,
-    EncryptedModel,
     KeyNotFoundError,
     KeyProviderError,
 )
@@ -66,20 +63,6 @@ def body_of(item: Dict[str, Any]) -> Dict[str, Any]:
 def with_body(item: Dict[str, Any], body: Dict[str, Any]) -> Dict[str, Any]:
     encoded = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     return {**item, "body": {"B": encoded}, "version": {"N": str(body["version"])}}
-
-
-def secret_model(ddb_url: str, source: Any) -> Any:
-    class Secret(EncryptedModel):
-        class Meta:
-            table_name = "unused"
-            host = ddb_url
-            region = REGION
-            keyring = source
-
-        pk = UnicodeAttribute(hash_key=True)
-        value = EncryptedAttribute(str, equality=True)
-
-    return Secret
 
 
 def tampered(table: str, keyset: str, reason: str, active: str) -> str:

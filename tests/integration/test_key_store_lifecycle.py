@@ -12,13 +12,10 @@ from typing import Any, Dict, List, Tuple
 
 import boto3
 import pytest
-from pynamodb.attributes import UnicodeAttribute
-from stashtest import Counter, key_store
+from stashtest import Counter, key_store, secret_model
 
 from pynamodb_stash import (
     ConfigurationError,
-    EncryptedAttribute,
-    EncryptedModel,
     KeyNotFoundError,
     KeyProviderError,
     Keyring,
@@ -27,20 +24,6 @@ from pynamodb_stash._crypto import Key
 from pynamodb_stash.kms import KeyStore
 
 REGION = "us-east-1"
-
-
-def secret_model(ddb_url: str, source: Any) -> Any:
-    class Secret(EncryptedModel):
-        class Meta:
-            table_name = "unused"
-            host = ddb_url
-            region = REGION
-            keyring = source
-
-        pk = UnicodeAttribute(hash_key=True)
-        value = EncryptedAttribute(str, equality=True)
-
-    return Secret
 
 
 def record(dynamodb: Any, table: str, keyset: str) -> Dict[str, Any]:
