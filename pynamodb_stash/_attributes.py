@@ -281,6 +281,12 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
     def __get__(self, instance: Any, owner: Any) -> Any:
         return super().__get__(instance, owner)
 
+    def __set__(self, instance: Any, value: Any) -> None:
+        """Assign as the declared type does: ``EncryptedAttribute(MapAttribute())`` makes a dict a
+        ``MapAttribute``, as PynamoDB's ``MapAttribute`` does."""
+        coerce = self.codec.coerce
+        super().__set__(instance, value if coerce is None or value is None else coerce(value))
+
     def hmac_input(self, value: Any, encoded: bytes | None = None) -> bytes:
         """The bytes hashed for ``value``: normalized as the equality index says, then canonical.
 

@@ -24,11 +24,11 @@ from decimal import (
     Subnormal,
     Underflow,
 )
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Mapping, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pynamodb.attributes import Attribute
-from pynamodb.constants import BINARY, BINARY_SET
+from pynamodb.attributes import Attribute, MapAttribute
+from pynamodb.constants import BINARY, BINARY_SET, LIST, MAP, NUMBER, NUMBER_SET, STRING_SET
 
 _T = TypeVar("_T")
 
@@ -142,7 +142,7 @@ class Codec(Generic[_T]):
     names only that error's type.
     """
 
-    __slots__ = ("tag", "name", "canonical", "absent", "_prefix", "_kinds", "_to_bytes", "_from_bytes")
+    __slots__ = ("tag", "name", "canonical", "absent", "coerce", "_prefix", "_kinds", "_to_bytes", "_from_bytes")
 
     def __init__(
         self,
@@ -153,6 +153,7 @@ class Codec(Generic[_T]):
         from_bytes: Callable[[bytes], Any],
         canonical: Callable[[Any], bytes] | None = None,
         absent: Callable[[Any], bool] | None = None,
+        coerce: Callable[[Any], Any] | None = None,
     ) -> None:
         """``kinds``: the accepted types (``bool`` only where listed), or None if ``to_bytes`` checks.
 
@@ -162,11 +163,16 @@ class Codec(Generic[_T]):
         ``absent``: whether a value means "no value" (a PynamoDB attribute that serializes it to
         nothing, as an empty set): it is then stored as a missing attribute, like None. None when only
         None is absent.
+
+        ``coerce``: what a value assigned to the attribute becomes, where the declared type converts
+        values on assignment (a ``MapAttribute`` makes a dict a ``MapAttribute``); None when values are
+        kept as assigned. ``decode`` gives values already coerced.
         """
         self.tag = tag
         self.name = name
         self.canonical = canonical
         self.absent = absent
+        self.coerce = coerce
         self._prefix = bytes((tag,))
         self._kinds = kinds
         self._to_bytes = to_bytes
@@ -401,7 +407,13 @@ _ATTRIBUTE_TAG = 12
 
 def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
     """Use a PynamoDB attribute's own ``serialize``/``deserialize`` as the plaintext encoding, with its
-    semantics: a value it serializes to nothing (an empty set) is absent."""
+    semantics: a value it serializes to nothing (an empty set) is absent; a value comes back as DynamoDB
+    would give it back (numbers in DynamoDB's spelling, sets and maps in no particular order); a dict
+    assigned to a ``MapAttribute`` becomes one.
+
+    The encoding is canonical, so that equal values (as DynamoDB compares them) have one HMAC: numbers
+    are written as DynamoDB stores them, the members of sets are sorted and map keys are sorted.
+    """
     attr_type = attribute.attr_type
 
     def encode(value: Any) -> bytes:
@@ -411,13 +423,21 @@ def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
             raise WrongType(f"{type(attribute).__name__} cannot serialize a {type(value).__name__}") from None
         if serialized is None:
             raise ValueRejected(f"{type(attribute).__name__} serialized the value to nothing")
-        av = {attr_type: serialized}
-        return json.dumps(_to_json(av), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        av = _stored_form({attr_type: serialized})
+        return json.dumps(av, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+    coerce = None
+    if isinstance(attribute, MapAttribute):
+        map_class = type(attribute)
+
+        def coerce(value: Any) -> Any:  # as MapAttribute.__set__ does
+            return map_class(**value) if isinstance(value, Mapping) else value
 
     def decode(data: bytes) -> Any:
         try:
             av = _from_json(json.loads(data.decode("utf-8")))
-            return attribute.deserialize(attribute.get_value(av))
+            value = attribute.deserialize(attribute.get_value(av))
+            return value if coerce is None else coerce(value)
         except Exception:
             raise ValueRejected(f"stored value is not a {type(attribute).__name__} value") from None
 
@@ -428,7 +448,40 @@ def _attribute_codec(attribute: Attribute[Any]) -> Codec[Any]:
         except Exception:  # not absent: encode() refuses it with its own message
             return False
 
-    return Codec(_ATTRIBUTE_TAG, type(attribute).__name__, None, encode, decode, absent=absent)
+    return Codec(_ATTRIBUTE_TAG, type(attribute).__name__, None, encode, decode, absent=absent, coerce=coerce)
+
+
+def dynamodb_number(text: str) -> str:
+    """A number's text as DynamoDB gives it back: no exponent, no trailing zeros (``"7.10"`` and
+    ``"7.1E+0"`` give ``"7.1"``, ``"1e+16"`` gives ``"10000000000000000"``, ``"-0"`` gives ``"0"``).
+
+    :raises ValueRejected: for a text that is not a number DynamoDB can store (see
+        :func:`canonical_number`); the message never contains it.
+    """
+    return format(Decimal(canonical_number(text)), "f")
+
+
+def _stored_form(av: Any) -> Any:
+    """A DynamoDB attribute value in the canonical form of its JSON: numbers as DynamoDB stores them,
+    set members sorted (and unique), bytes base64-encoded."""
+    if not (isinstance(av, dict) and len(av) == 1):
+        return av
+    (kind, value), = av.items()
+    if kind == NUMBER:
+        return {kind: dynamodb_number(value)}
+    if kind == NUMBER_SET:
+        return {kind: sorted({dynamodb_number(item) for item in value})}
+    if kind == STRING_SET:
+        return {kind: sorted(set(value))}
+    if kind == BINARY:
+        return {kind: base64.b64encode(value).decode("ascii")}
+    if kind == BINARY_SET:
+        return {kind: [base64.b64encode(item).decode("ascii") for item in sorted(set(value))]}
+    if kind == MAP:
+        return {kind: {k: _stored_form(v) for k, v in value.items()}}
+    if kind == LIST:
+        return {kind: [_stored_form(v) for v in value]}
+    return av
 
 
 def _to_json(av: Any) -> Any:
@@ -439,9 +492,9 @@ def _to_json(av: Any) -> Any:
             return {kind: base64.b64encode(value).decode("ascii")}
         if kind == BINARY_SET:
             return {kind: [base64.b64encode(item).decode("ascii") for item in value]}
-        if kind == "M":
+        if kind == MAP:
             return {kind: {k: _to_json(v) for k, v in value.items()}}
-        if kind == "L":
+        if kind == LIST:
             return {kind: [_to_json(v) for v in value]}
     return av
 
@@ -453,9 +506,9 @@ def _from_json(av: Any) -> Any:
             return {kind: base64.b64decode(value)}
         if kind == BINARY_SET:
             return {kind: [base64.b64decode(item) for item in value]}
-        if kind == "M":
+        if kind == MAP:
             return {kind: {k: _from_json(v) for k, v in value.items()}}
-        if kind == "L":
+        if kind == LIST:
             return {kind: [_from_json(v) for v in value]}
     return av
 

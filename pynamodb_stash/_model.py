@@ -12,6 +12,8 @@ what decryption needs, and gives each model its own copy of indexes keyed on HMA
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import inspect
 import random
@@ -19,6 +21,7 @@ import time
 from collections import deque
 from typing import (
     Any,
+    Callable,
     ClassVar,
     Deque,
     Dict,
@@ -44,11 +47,14 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.constants import (
+    ALL,
     BATCH_GET_PAGE_LIMIT,
     BINARY,
     DELETE_REQUEST,
     ITEM,
     KEY,
+    LIST,
+    MAP,
     NULL,
     NUMBER,
     PUT_REQUEST,
@@ -59,7 +65,7 @@ from pynamodb.exceptions import AttributeNullError, GetError, PutError, UpdateEr
 from pynamodb.expressions.condition import And, Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
-from pynamodb.indexes import Index
+from pynamodb.indexes import IncludeProjection, Index
 from pynamodb.models import BatchWrite, MetaModel, Model
 from pynamodb.pagination import ResultIterator
 
@@ -231,6 +237,7 @@ def _own_index(
     index_class = type(index)
     table = _logical_table(cls.Meta)
     copies: Dict[str, Any] = {}
+    projection = _stored_projection(index_class.Meta.projection, fields)
     for attr_name, attribute in index_class.Meta.attributes.items():
         where = f"{cls.__name__}: {index_class.__name__}.{attr_name}"
         if isinstance(attribute, EncryptedAttribute) or (
@@ -258,13 +265,47 @@ def _own_index(
         if table:  # a base model without a table never binds the declared attribute
             scope = (table, target.logical_name, target.hmac_scope, id(getattr(cls.Meta, "keyring", None)))
             (attribute.declared_by or attribute).bind_shared(target, scope, where=where)
-    if not copies:
+    if not copies and projection is None:
         return
-    namespace = {"Meta": type("Meta", (index_class.Meta,), {}), "__module__": index_class.__module__, **copies}
+    meta = type("Meta", (index_class.Meta,), {} if projection is None else {"projection": projection})
+    namespace = {"Meta": meta, "__module__": index_class.__module__, **copies}
     owned: Index[Any] = type(index_class.__name__, (index_class,), namespace)()
     _pynamodb.bind_index(owned, cls)
     setattr(cls, member, owned)
     _pynamodb.indexes(cls)[owned.Meta.index_name] = owned
+
+
+def _index_projects(model: type[Model], index_name: Optional[str]) -> Callable[[str], bool]:
+    """Whether a read of the index (the table for None) can return a stored attribute name."""
+    index = _pynamodb.indexes(model).get(index_name) if index_name is not None else None
+    if index is None or index.Meta.projection.projection_type == ALL:
+        return lambda name: True
+    keys = {a.attr_name for a in _pynamodb.key_attributes(model) if a is not None}
+    keys.update(a.attr_name for a in index.Meta.attributes.values() if a.is_hash_key or a.is_range_key)
+    keys.update(index.Meta.projection.non_key_attributes or ())
+    return keys.__contains__
+
+
+def _stored_projection(projection: Any, fields: Dict[str, EncryptedAttribute[Any]]) -> Optional[IncludeProjection]:
+    """An INCLUDE projection naming encrypted attributes (by Python or logical name, as PynamoDB users
+    write it), with those names replaced by what is stored: ``x__source``, and ``x__hmac`` with
+    equality. None when it names none (or is no INCLUDE projection)."""
+    names = getattr(projection, "non_key_attributes", None)
+    if not isinstance(projection, IncludeProjection) or not names:
+        return None
+    by_name = {name: f for f in fields.values() for name in (f.python_name, f.logical_name)}
+    if not any(name in by_name for name in names):
+        return None
+    stored: List[str] = []
+    for name in names:
+        field = by_name.get(name)
+        if field is None:
+            stored.append(name)
+            continue
+        stored.append(field.attr_name)
+        if field.hmac_attribute is not None:
+            stored.append(field.hmac_attribute.attr_name)
+    return IncludeProjection(list(dict.fromkeys(stored)))
 
 
 class _Plan:
@@ -675,6 +716,17 @@ def _serialize_plain(
     return {attribute.attr_type: serialized}
 
 
+def _ciphertexts_as_text(name: str, value: Dict[str, Any]) -> Dict[str, Any]:
+    """A stored attribute value with each ciphertext in it (``x__source``, at any depth) as base64 text."""
+    if name.endswith(SOURCE_SUFFIX) and BINARY in value:
+        return {STRING: base64.b64encode(value[BINARY]).decode("ascii")}
+    if MAP in value:
+        return {MAP: {k: _ciphertexts_as_text(k, v) for k, v in value[MAP].items()}}
+    if LIST in value:
+        return {LIST: [_ciphertexts_as_text("", v) for v in value[LIST]]}
+    return value
+
+
 def _with_digest(item_key: bytes, digest: str) -> bytes:
     # The stored HMAC is authenticated with the ciphertext: an x__hmac moved to another item would
     # make that item answer queries for another value; it makes the item fail to decrypt instead.
@@ -957,30 +1009,32 @@ def _backoff(attempt: int) -> None:
 class EncryptedBatchWrite(BatchWrite[_M]):
     """PynamoDB's ``BatchWrite``, retrying unprocessed items with exponential backoff and full jitter.
 
-    Items are encrypted when they are added (``save``), so a value that cannot be encrypted raises at
-    the call that added it, and a commit never sends half a batch because of it. Batches hold at most
-    25 requests (DynamoDB's limit; 25 items of at most 400 KB stay below its 16 MB request limit).
+    As in PynamoDB, items are serialized (encrypted) when the batch commits, so an item changed after
+    ``save()`` is written as it is at the commit. Every item of a commit is encrypted before anything is
+    sent: an item that cannot be encrypted raises from ``commit()`` (or from leaving the ``with`` block)
+    and none of the batch is written. Batches hold at most 25 requests (DynamoDB's limit; 25 items of at
+    most 400 KB stay below its 16 MB request limit).
 
     :raises PutError: when items are still unprocessed after ``Meta.max_retry_attempts`` attempts; they
         are left in ``failed_operations``.
     """
 
     def save(self, put_item: _M) -> None:
-        self._stash_add(PUT_REQUEST, put_item, put_item.serialize())
+        self._stash_add(PUT_REQUEST, put_item)
 
     def delete(self, del_item: _M) -> None:
-        self._stash_add(DELETE_REQUEST, del_item, _pynamodb.key_item(del_item))
+        self._stash_add(DELETE_REQUEST, del_item)
 
-    def _stash_add(self, action: str, item: _M, serialized: Dict[str, Any]) -> None:
+    def _stash_add(self, action: str, item: _M) -> None:
         if len(self.pending_operations) == self.max_operations:
             if not self.auto_commit:
                 raise ValueError("DynamoDB allows a maximum of 25 batch operations")
             self.commit()
-        self.pending_operations.append({"action": action, "item": item, "serialized": serialized})
+        self.pending_operations.append({"action": action, "item": item})
 
     def commit(self) -> None:
-        puts = [op["serialized"] for op in self.pending_operations if op["action"] == PUT_REQUEST]
-        deletes = [op["serialized"] for op in self.pending_operations if op["action"] == DELETE_REQUEST]
+        puts = [op["item"].serialize() for op in self.pending_operations if op["action"] == PUT_REQUEST]
+        deletes = [_pynamodb.key_item(op["item"]) for op in self.pending_operations if op["action"] == DELETE_REQUEST]
         self.pending_operations = []
         attempts = 0
         while puts or deletes:
@@ -1036,6 +1090,17 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     def __repr__(self) -> str:
         """PynamoDB's repr with every encrypted value shown as ``<encrypted>`` and HMACs as ``<hmac>``."""
         return masked_repr(self)
+
+    def to_simple_dict(self, *, force: bool = False) -> Dict[str, Any]:
+        """PynamoDB's ``to_simple_dict``, of the stored form (as ``to_dynamodb_dict``): encrypted values
+        are their ciphertexts in base64 text, and their HMACs; ``from_simple_dict`` reads it back,
+        decrypting and verifying as a read does. Ciphertexts need no ``force``: unlike other binary
+        values, they are never ambiguous. ``force`` applies to the model's other binary and set values.
+
+        :raises ValueError: (PynamoDB's) for a plain binary or set value without ``force``.
+        """
+        stored = self.serialize(null_check=False)
+        return {name: _pynamodb.simple_value(_ciphertexts_as_text(name, av), force) for name, av in stored.items()}
 
     @classmethod
     def batch_write(cls: type[_M], auto_commit: bool = True) -> EncryptedBatchWrite[_M]:
@@ -1569,8 +1634,11 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     # -- projections ------------------------------------------------------------------------------
 
     @classmethod
-    def _stash_projection(cls, attributes_to_get: Optional[Iterable[Any]]) -> Optional[List[str]]:
-        """The names to project: encrypted fields by their stored names, plus what decryption needs."""
+    def _stash_projection(
+        cls, attributes_to_get: Optional[Iterable[Any]], index_name: Optional[str] = None
+    ) -> Optional[List[str]]:
+        """The names to project: encrypted fields by their stored names, plus what decryption needs (the
+        key, and the discriminator and tenant attribute where the index read projects them)."""
         if attributes_to_get is None:
             return None
         models: List[type[EncryptedModel]] = [cls]
@@ -1587,22 +1655,24 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 fields_by_name.update(dict.fromkeys((name, f.logical_name, f.attr_name), f))
                 if f.hmac_attribute is not None:
                     fields_by_name[f.hmac_attribute.attr_name] = f
+        projected = _index_projects(cls, index_name)
         names: List[str] = []
         for entry in attributes_to_get:
             if isinstance(entry, Attribute):
                 entry = entry.attr_name if not isinstance(entry, EncryptedAttribute) else entry.python_name
             field = fields_by_name.get(entry) if isinstance(entry, str) else None
-            if field is not None:
-                names.append(field.attr_name)
-                if field.hmac_attribute is not None:
-                    names.append(field.hmac_attribute.attr_name)
-            else:
+            if field is None:
                 names.append(entry)
+                continue
+            # What the index holds of it: on an index keyed on its HMAC that does not project the value,
+            # the HMAC alone (the attribute reads None, as the index has no value to give).
+            stored = [field.attr_name] + ([field.hmac_attribute.attr_name] if field.hmac_attribute else [])
+            names += [name for name in stored if projected(name)] or stored
+        names += [attribute.attr_name for attribute in _pynamodb.key_attributes(cls) if attribute is not None]
         tenant = cls._stash_tenant_attribute()
-        for attribute in (
-            *_pynamodb.key_attributes(cls), _pynamodb.discriminator_attribute(cls), tenant[1] if tenant else None
-        ):
-            if attribute is not None:
+        for attribute in (_pynamodb.discriminator_attribute(cls), tenant[1] if tenant else None):
+            # Not projected by the index: asking for it is an error; the items are read as ``cls``.
+            if attribute is not None and projected(attribute.attr_name):
                 names.append(attribute.attr_name)
         return list(dict.fromkeys(names))
 
@@ -1644,7 +1714,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         with cls._stash_operation():
             for item in items:  # once per stored key: two spellings may normalize to one HMAC
                 key = cls._stash_batch_key(item)
-                unique.setdefault(tuple(sorted((name, repr(value)) for name, value in key.items())), key)
+                unique.setdefault(cls._stash_key_identity(key), key)
         keys = list(unique.values())
         reads = cls._stash_scope()
         try:
@@ -1671,6 +1741,21 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                     raise GetError("Failed to batch get items: max_retry_attempts exceeded")
                 _backoff(stalled + 1)
                 pending = unprocessed
+
+    @classmethod
+    def _stash_key_identity(cls, key: Dict[str, Any]) -> Tuple[Tuple[str, str], ...]:
+        """What makes two serialized keys the same stored key: DynamoDB compares numbers by value (as
+        PynamoDB's set of keys does: ``2`` and ``2.0`` are one key)."""
+        identity = []
+        for attribute in _pynamodb.key_attributes(cls):
+            if attribute is None:
+                continue
+            value = key[attribute.attr_name]
+            if attribute.attr_type == NUMBER and isinstance(value, str):
+                with contextlib.suppress(ValueError):  # not a number DynamoDB stores: it will say so
+                    value = canonical_number(value)
+            identity.append((attribute.attr_name, repr(value)))
+        return tuple(identity)
 
     @classmethod
     def _stash_batch_key(cls, item: Any) -> Dict[str, Any]:
@@ -1723,7 +1808,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 scan_index_forward=scan_index_forward,
                 limit=None if exact else limit,
                 last_evaluated_key=last_evaluated_key,
-                attributes_to_get=cls._stash_projection(attributes_to_get),
+                attributes_to_get=cls._stash_projection(attributes_to_get, index_name),
                 page_size=page_size or (limit if exact else None),
                 rate_limit=rate_limit,
             )
@@ -1757,7 +1842,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             consistent_read=consistent_read,
             index_name=index_name,
             rate_limit=rate_limit,
-            attributes_to_get=cls._stash_projection(attributes_to_get),
+            attributes_to_get=cls._stash_projection(attributes_to_get, index_name),
         )
         if exact:
             return ExactResults(cls, results, exact, limit)  # type: ignore[return-value]

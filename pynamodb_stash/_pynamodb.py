@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from pynamodb._util import attr_value_to_simple_dict
 from pynamodb.attributes import Attribute, MapAttribute
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.expressions.operand import _Size
@@ -173,3 +174,12 @@ def batch_get_page(
     """One ``BatchGetItem`` round: the items returned, and the keys DynamoDB left unprocessed."""
     page, unprocessed = model._batch_get_page(keys, consistent_read, attributes_to_get)  # type: ignore[no-untyped-call]
     return page, unprocessed
+
+
+# -- the simple dict --------------------------------------------------------------------------------
+
+
+def simple_value(attribute_value: Dict[str, Any], force: bool) -> Any:
+    """One attribute value in ``to_simple_dict``'s form, as PynamoDB's own ``to_simple_dict`` writes it
+    (``force`` as there: without it, binary and set values raise ``ValueError``)."""
+    return attr_value_to_simple_dict(attribute_value, force)

@@ -197,14 +197,18 @@ class Executor:
             serialized: Any = instance.serialize()
             back = model.from_raw_data(serialized)
         else:
-            serialized = instance.to_dynamodb_dict() if op.form == "dynamodb" else instance.to_simple_dict()
+            if op.form == "dynamodb":
+                serialized = instance.to_dynamodb_dict()
+            else:
+                serialized = instance.to_simple_dict(force=op.force)
             back = model()
             if op.form == "dynamodb":
                 back.from_dynamodb_dict(copy.deepcopy(serialized))
             else:
                 back.from_simple_dict(copy.deepcopy(serialized))
         serialized = deviations.serialized_view(self.without_table(serialized), self.mode)
-        return {"serialized": serialized, "back": self.item(back)}
+        wrapped = [name for name, spec in self._specs.items() if spec.encrypted and spec.codec == "attribute"]
+        return {"serialized": serialized, "back": deviations.local_round_trip_view(self.item(back), wrapped, self.mode)}
 
     def _refresh(self, op: ops.Refresh) -> Any:
         instance = self.instance(op.cls, op.key, cached=True)

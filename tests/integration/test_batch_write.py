@@ -82,11 +82,20 @@ def test_retries_stop_at_max_retry_attempts(notes: type[EncryptedModel], monkeyp
     assert all("body__source" in request["PutRequest"]["Item"] for request in batch.failed_operations)
 
 
-def test_an_item_that_cannot_be_encrypted_fails_at_save_and_sends_nothing(notes: type[EncryptedModel]) -> None:
-    batch = notes.batch_write()
-    batch.save(notes(pk="good", body="fine"))
-    with pytest.raises(EncryptionError):
+def test_an_item_that_cannot_be_encrypted_fails_the_commit_and_nothing_of_the_batch_is_written(
+    notes: type[EncryptedModel],
+) -> None:
+    """As PynamoDB's BatchWrite, items are serialized at the commit; every item is encrypted before
+    anything is sent, so one that cannot be fails the commit and none of the batch is written."""
+    with pytest.raises(EncryptionError), notes.batch_write() as batch:
+        batch.save(notes(pk="good", body="fine"))
         batch.save(notes(pk="bad", body=b"not a str"))  # type: ignore[arg-type]
     assert list(notes.scan()) == []
-    batch.commit()
-    assert [n.pk for n in notes.scan()] == ["good"]
+
+
+def test_an_item_changed_after_it_is_added_is_written_as_it_is_at_the_commit(notes: type[EncryptedModel]) -> None:
+    with notes.batch_write() as batch:
+        item = notes(pk="n1", body="draft")
+        batch.save(item)
+        item.body = "final"
+    assert notes.get("n1", consistent_read=True).body == "final"

@@ -6,11 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pynamodb.attributes import NumberSetAttribute, UnicodeAttribute, UnicodeSetAttribute
+from pynamodb.attributes import (
+    MapAttribute,
+    NumberAttribute,
+    NumberSetAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from stashtest import created, table_meta, unique
 
-from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring
+from pynamodb_stash import DecryptionError, EncryptedAttribute, EncryptedModel, Keyring
 
 KEYRING = Keyring.generate()
 
@@ -143,3 +150,90 @@ def test_a_model_that_encrypts_nothing_updates_without_a_keyring(monkeypatch: py
     )
     sent = [model(pk="c").get_update_kwargs_from_instance([model.n.add(1)]) for model in (plain, counter)]
     assert sent[0] == sent[1]
+
+
+# -- found by the conformance suite (tests/conformance), each pinned here too ------------------------------
+
+
+@pytest.fixture
+def Wrapped(ddb_url: str) -> Iterator[Any]:
+    yield from created(define(
+        ddb_url, unique("wrapped"), EncryptedModel,
+        profile=EncryptedAttribute(MapAttribute(), null=True),
+        balance=EncryptedAttribute(NumberAttribute(), equality=True, null=True),
+        tags=EncryptedAttribute(UnicodeSetAttribute(), equality=True, null=True),
+        photo=EncryptedAttribute(bytes, null=True),
+    ))
+
+
+def test_a_wrapped_map_attribute_holds_and_returns_a_map_attribute(Wrapped: Any) -> None:
+    item = Wrapped(pk="m", profile={"city": "Paris"})
+    assert isinstance(item.profile, MapAttribute) and item.profile.city == "Paris"
+    item.save()
+    read = Wrapped.get("m")
+    assert isinstance(read.profile, MapAttribute) and read.profile.as_dict() == {"city": "Paris"}
+
+
+def test_a_wrapped_number_reads_back_and_matches_as_dynamodb_stores_it(Wrapped: Any) -> None:
+    """DynamoDB stores 7131000002.0 as 7131000002, which PynamoDB reads back as an int; equal numbers match."""
+    Wrapped(pk="n", balance=7131000002.0).save()
+    read = Wrapped.get("n").balance
+    assert read == 7131000002 and type(read) is int
+    assert [i.pk for i in Wrapped.scan(Wrapped.balance == 7131000002)] == ["n"]
+    assert [i.pk for i in Wrapped.scan(Wrapped.balance.is_in(7131000002.0, 1))] == ["n"]
+
+
+def test_equal_wrapped_sets_have_one_hmac_whatever_their_order(Wrapped: Any) -> None:
+    members = [f"member-{n}" for n in range(40)]
+    Wrapped(pk="s", tags=set(members)).save()
+    assert Wrapped.tags.hmac(set(members)) == Wrapped.tags.hmac(set(reversed(members)))
+    assert [i.pk for i in Wrapped.scan(Wrapped.tags == set(reversed(members)))] == ["s"]
+
+
+def test_to_simple_dict_round_trips_the_stored_form(Wrapped: Any) -> None:
+    item = Wrapped(pk="d", photo=b"\x00raw", balance=5, tags={"a"})
+    simple = item.to_simple_dict()
+    assert simple["pk"] == "d" and "photo" not in simple and isinstance(simple["photo__source"], str)
+    assert b"\x00raw" not in repr(simple).encode() and "'a'" not in repr(simple)
+    back = Wrapped()
+    back.from_simple_dict(simple)
+    assert (back.photo, back.balance, back.tags) == (b"\x00raw", 5, {"a"})
+
+
+def test_from_simple_dict_refuses_a_tampered_ciphertext(Wrapped: Any) -> None:
+    simple = Wrapped(pk="d", photo=b"secret").to_simple_dict()
+    other = Wrapped(pk="e", photo=b"other").to_simple_dict()
+    simple["photo__source"] = other["photo__source"]  # moved from another item
+    with pytest.raises(DecryptionError):
+        Wrapped().from_simple_dict(simple)
+
+
+def test_batch_get_fetches_equal_numbers_once(ddb_url: str) -> None:
+    numbered = type("Numbered", (EncryptedModel,), {
+        "Meta": table_meta(ddb_url, unique("numbered"), KEYRING), "pk": NumberAttribute(hash_key=True),
+        "note": EncryptedAttribute(str, null=True),
+    })
+    for _ in created(numbered):
+        numbered(pk=2, note="two").save()
+        assert [item.note for item in numbered.batch_get([2, 2.0, 2])] == ["two"]
+
+
+def test_an_include_projection_names_encrypted_attributes_as_declared(ddb_url: str) -> None:
+    class ByCity(GlobalSecondaryIndex[Any]):
+        class Meta:
+            index_name = "by_city"
+            projection = IncludeProjection(["email"])
+
+        city = UnicodeAttribute(hash_key=True)
+
+    people = type("People", (EncryptedModel,), {
+        "Meta": table_meta(ddb_url, unique("include"), KEYRING), "pk": UnicodeAttribute(hash_key=True),
+        "city": UnicodeAttribute(null=True), "email": EncryptedAttribute(str, equality=True, null=True),
+        "by_city": ByCity(),
+    })
+    assert people.by_city.Meta.projection.non_key_attributes == ["email__source", "email__hmac"]
+    assert ByCity.Meta.projection.non_key_attributes == ["email"]  # the declared class is left as it is
+    for _ in created(people):
+        people(pk="p", city="Oslo", email="a@example.com").save()
+        (found,) = people.by_city.query("Oslo")
+        assert found.email == "a@example.com"

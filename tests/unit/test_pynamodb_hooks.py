@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from pynamodb import _util
 from pynamodb.attributes import AttributeContainer, MapAttribute
 from pynamodb.expressions.operand import _Size
 from pynamodb.models import BatchWrite, Model
@@ -48,6 +49,7 @@ PRIVATE_NAMES = {
     "_get_connection": "connection, base_connection",
     "_connection": "reset_connection",
     "_batch_get_page": "batch_get_page",
+    "_util": "simple_value (the module pynamodb._util)",
 }
 
 # (what, the PynamoDB code, its SHA-256 prefix at 6.1.0, the library code to review when it changes)
@@ -63,6 +65,10 @@ FINGERPRINTS: list[tuple[str, Callable[[], Any], str, str]] = [
     ("Model.batch_get", lambda: Model.batch_get, "06f58ac367e8812f", "_model.EncryptedModel.batch_get"),
     ("Model._batch_get_page", lambda: Model._batch_get_page, "77729f755b9097ad", "_pynamodb.batch_get_page"),
     ("_Size", lambda: _Size, "30d9fc9c3a758d9e", "_pynamodb.wrap_size_operand"),
+    ("AttributeContainer.to_simple_dict", lambda: AttributeContainer.to_simple_dict, "233c23b639e3d28a",
+     "_model.EncryptedModel.to_simple_dict, which repeats it on the stored form"),
+    ("_util.attr_value_to_simple_dict", lambda: _util.attr_value_to_simple_dict, "8f1d7ac1618f07af",
+     "_pynamodb.simple_value"),
 ]
 
 
@@ -101,12 +107,14 @@ def test_the_pynamodb_code_the_library_copies_or_bypasses_is_unchanged(
         (AttributeContainer, "_instantiate", ["attribute_values"]),
         (AttributeContainer, "_container_serialize", ["null_check"]),
         (AttributeContainer, "_container_deserialize", ["attribute_values"]),
+        (_util, "attr_value_to_simple_dict", ["attribute_value", "force"]),
     ],
 )
-def test_each_private_member_exists_with_the_parameters_passed(owner: type, name: str, parameters: list[str]) -> None:
+def test_each_private_member_exists_with_the_parameters_passed(owner: Any, name: str, parameters: list[str]) -> None:
     member = getattr(owner, name)
     names = [p for p in inspect.signature(member).parameters if p not in ("self", "cls")]
-    assert names[: len(parameters)] == parameters, f"{owner.__name__}.{name}: review _pynamodb ({PRIVATE_NAMES[name]})"
+    review = PRIVATE_NAMES.get(name) or PRIVATE_NAMES["_util"]
+    assert names[: len(parameters)] == parameters, f"{owner.__name__}.{name}: review _pynamodb ({review})"
 
 
 def test_the_private_attributes_the_library_assigns_exist() -> None:
@@ -125,6 +133,7 @@ def test_no_module_but_the_adapter_touches_a_private_pynamodb_name() -> None:
                 offenders.append(f"{path.name}:{node.lineno} .{node.attr}")
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pynamodb"):
                 private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                private += [node.module or ""] if "._" in (node.module or "") else []
                 offenders += [f"{path.name}:{node.lineno} import {name}" for name in private]
             elif isinstance(node, ast.Constant) and node.value in PRIVATE_NAMES:  # getattr(x, "_name")
                 offenders.append(f"{path.name}:{node.lineno} {node.value!r}")

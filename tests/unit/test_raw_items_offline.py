@@ -840,6 +840,8 @@ OFFSETS = st.integers(-(24 * 3600 - 1), 24 * 3600 - 1).map(lambda s: timezone(ti
 AWARE = st.datetimes(timezones=OFFSETS)
 UTC = st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(timezone.utc))
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+# What DynamoDB stores as a number: 0, or a magnitude from 1E-130 to below 1E+126.
+STORABLE_FLOATS = FLOATS.filter(lambda v: v == 0 or 1e-130 <= abs(v) < 1e125)
 
 # field -> strategy of (DynamoDB JSON attribute value, the Python value the model holds)
 TYPE_STRATEGIES: dict[str, Any] = {
@@ -855,7 +857,7 @@ TYPE_STRATEGIES: dict[str, Any] = {
     "arr": st.lists(JSON_VALUES, max_size=5).map(lambda v: (json_to_av(v), v)),
     "tags": st.frozensets(st.text(max_size=10), max_size=6).map(lambda v: ({"SS": sorted(v)}, set(v))),
     "utc": UTC.map(lambda v: ({"S": UTCDateTimeAttribute().serialize(v)}, v)),
-    "num": st.one_of(st.integers(-(10**30), 10**30), FLOATS).map(lambda v: ({"N": NumberAttribute().serialize(v)}, v)),
+    "num": st.one_of(st.integers(-(10**30), 10**30), STORABLE_FLOATS).map(lambda v: ({"N": NumberAttribute().serialize(v)}, v)),
     "tag": st.text().map(lambda v: ({"S": v}, v)),
 }
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
