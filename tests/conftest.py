@@ -82,19 +82,21 @@ def _find_jar() -> Path:
 
 
 def _free_port() -> int:
-    from pynamodb_stash import testing
+    from pynamodb_stash import _local_dynamodb
 
-    return testing._free_port()
+    return _local_dynamodb._free_port()
 
 
 def _is_ready(url: str) -> bool:
-    from pynamodb_stash import testing
+    from pynamodb_stash import _local_dynamodb
 
-    client = testing._client(url, connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
+    client = _local_dynamodb._client(
+        url, connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1}
+    )
     try:
-        return testing._is_ready(client)
+        return _local_dynamodb._is_ready(client)
     finally:
-        testing._close(client)
+        _local_dynamodb._close(client)
 
 
 @pytest.fixture(scope="session")

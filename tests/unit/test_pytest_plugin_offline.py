@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+import pynamodb_stash._local_dynamodb as local_dynamodb
+import pynamodb_stash._testing_never_stored as never_stored
 import pynamodb_stash.testing as plugin
 from pynamodb_stash.testing import DynamoDBLocalError
 
@@ -130,7 +132,7 @@ def test_the_script_and_the_plugin_install_the_same_dynamodb_local() -> None:
     assert re.search(r'^DDB_LOCAL_VERSION="([^"]+)"$', script, re.MULTILINE).group(1) == (  # type: ignore[union-attr]
         plugin.DYNAMODB_LOCAL_VERSION
     )
-    assert plugin._JAR_GLOB in script.replace('"$ddb_home"/', "")
+    assert local_dynamodb._JAR_GLOB in script.replace('"$ddb_home"/', "")
 
 
 def test_the_default_home_is_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -224,7 +226,7 @@ def test_a_broken_install_in_home_is_named(monkeypatch: pytest.MonkeyPatch, tmp_
 @posix_only
 @pytest.mark.parametrize(("version", "major"), [("17.0.15", 17), ("21", 21), ("11.0.2", 11), ("1.8.0_392", 8)])
 def test_the_java_version_is_read(tmp_path: Path, version: str, major: int) -> None:
-    assert plugin._java_major(str(fake_java(tmp_path, version))) == major
+    assert local_dynamodb._java_major(str(fake_java(tmp_path, version))) == major
 
 
 @posix_only
@@ -232,20 +234,20 @@ def test_java_17_or_newer_is_required(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(DynamoDBLocalError) as info:
-        plugin._find_java()
+        local_dynamodb._find_java()
     assert "needs Java 17 or newer" in str(info.value) and "no java on PATH" in str(info.value)
 
     old = fake_java(tmp_path / "old", "11.0.2")
     monkeypatch.setenv("PATH", str(tmp_path / "old"))
     with pytest.raises(DynamoDBLocalError) as info:
-        plugin._find_java()
+        local_dynamodb._find_java()
     message = str(info.value)
     assert f"{old} is Java 11" in message
     assert "openjdk-17-jre-headless" in message and "installs no system package" in message
 
     new = fake_java(tmp_path / "jdk" / "bin", "17.0.15")
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
-    assert plugin._find_java() == str(new)  # $JAVA_HOME first
+    assert local_dynamodb._find_java() == str(new)  # $JAVA_HOME first
 
 
 @posix_only
@@ -255,7 +257,7 @@ def test_a_server_that_exits_at_startup_is_reported_with_its_log(tmp_path: Path)
     jar.parent.mkdir()
     jar.write_text("jar")
     with pytest.raises(DynamoDBLocalError) as info:
-        plugin._start_dynamodb_local(str(java), jar, tmp_path)
+        local_dynamodb._start_dynamodb_local(str(java), jar, tmp_path)
     message = str(info.value)
     assert "exited with code 3 during startup" in message and "Boom: cannot open the database" in message
 
@@ -293,13 +295,13 @@ def test_the_fixture_fails_with_the_reason_and_the_fix(
 
 def test_markers_must_be_distinctive_text_or_bytes() -> None:
     with pytest.raises(ValueError, match="at least one marker"):
-        plugin._needles(())
+        never_stored._needles(())
     with pytest.raises(ValueError, match="shorter than 4 bytes"):
-        plugin._needles(("abc",))
+        never_stored._needles(("abc",))
     with pytest.raises(TypeError, match="pass a number as its text"):
-        plugin._needles((123456789,))  # type: ignore[arg-type]
+        never_stored._needles((123456789,))  # type: ignore[arg-type]
     raw = b"\x00\x01\x02\x03"
-    assert plugin._needles(("é€x", raw)) == [("é€x", "é€x".encode()), (raw, raw)]
+    assert never_stored._needles(("é€x", raw)) == [("é€x", "é€x".encode()), (raw, raw)]
 
 
 def test_every_public_name_has_a_docstring() -> None:

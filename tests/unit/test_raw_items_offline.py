@@ -857,7 +857,9 @@ TYPE_STRATEGIES: dict[str, Any] = {
     "arr": st.lists(JSON_VALUES, max_size=5).map(lambda v: (json_to_av(v), v)),
     "tags": st.frozensets(st.text(max_size=10), max_size=6).map(lambda v: ({"SS": sorted(v)}, set(v))),
     "utc": UTC.map(lambda v: ({"S": UTCDateTimeAttribute().serialize(v)}, v)),
-    "num": st.one_of(st.integers(-(10**30), 10**30), STORABLE_FLOATS).map(lambda v: ({"N": NumberAttribute().serialize(v)}, v)),
+    "num": st.one_of(st.integers(-(10**30), 10**30), STORABLE_FLOATS).map(
+        lambda v: ({"N": NumberAttribute().serialize(v)}, v)
+    ),
     "tag": st.text().map(lambda v: ({"S": v}, v)),
 }
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
