@@ -15,7 +15,20 @@ import time
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+)
 
 from .exceptions import StashError, report_error
 
@@ -82,7 +95,8 @@ class AuditEvent:
 class LoggingSink:
     """The default sink: one JSON line per event on the ``pynamodb_stash.audit`` logger, at INFO.
 
-    Silent unless the application configures logging; the JSON is built only if a handler will see it.
+    Silent unless the application configures logging: an event becomes a ``logging.LogRecord`` only when
+    a handler would receive it (see :func:`_delivers`), and its JSON is built only when a handler formats it.
     """
 
     def __init__(self, logger: Optional[logging.Logger] = None) -> None:
@@ -90,10 +104,46 @@ class LoggingSink:
 
     def emit(self, event: AuditEvent) -> None:
         logger = self.logger
-        if logger.isEnabledFor(logging.INFO):
+        if _delivers(logger):
             # makeRecord + handle, not info(): info() walks the stack to find its caller, on every event.
             record = logger.makeRecord(logger.name, logging.INFO, "pynamodb_stash", 0, "%s", (_Lazy(event),), None)
             logger.handle(record)
+
+
+def _delivers(logger: logging.Logger) -> bool:
+    """Whether an INFO record on ``logger`` would reach a handler, as ``Logger.handle`` would pass it on.
+
+    False when the logger is not enabled for INFO (one cached check), and when every handler on the way up
+    to the root (while loggers propagate) is a ``NullHandler`` or set above INFO, with no filter on the
+    logger itself (a filter may act on the record, so it counts as a listener). With no handler at all,
+    ``logging.lastResort`` decides, as it does for the record. Handlers added at any time count at once:
+    nothing is cached but what ``isEnabledFor`` caches. Anything odd in the chain (a handler without a
+    numeric level, say) counts as a listener: the record then meets it where a sink failure is caught.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return False
+    if logger.filters:
+        return True
+    found = False
+    current: Optional[logging.Logger] = logger
+    try:
+        while current is not None:
+            for handler in current.handlers:
+                found = True
+                if handler.level <= logging.INFO and type(handler).handle is not _NULL_HANDLE:
+                    return True
+            if not current.propagate:
+                break
+            current = current.parent
+    except Exception:
+        return True
+    if found:
+        return False
+    last_resort = logging.lastResort
+    return last_resort is None or last_resort.level <= logging.INFO  # None: logging's own one-time warning
+
+
+_NULL_HANDLE = logging.NullHandler.handle
 
 
 class _Lazy:
@@ -106,10 +156,34 @@ class _Lazy:
         return self.event.to_json()
 
 
+Sink = Union[AuditSink, Callable[[AuditEvent], None]]
+
+
 class _Settings:
+    """Where events go. Setting ``sink`` also resolves, once, the call that delivers an event to it, and
+    whether it is the default logging sink (whose silence :func:`wanted` can tell in advance)."""
+
     enabled = True
-    sink: Union[AuditSink, Callable[[AuditEvent], None]] = LoggingSink()
     logger = logging.getLogger("pynamodb_stash")
+    _sink: Sink
+    _deliver: Callable[[AuditEvent], None]
+    _quiet_logger: Optional[logging.Logger]
+
+    def __init__(self) -> None:
+        self.sink = LoggingSink()
+
+    @property
+    def sink(self) -> Sink:
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Sink) -> None:
+        emit = getattr(sink, "emit", None)
+        self._sink = sink
+        self._deliver = emit if callable(emit) else sink  # type: ignore[assignment]
+        # The default sink, its emit not overridden: silent whenever its logger would deliver nothing.
+        plain = isinstance(sink, LoggingSink) and type(sink).emit is LoggingSink.emit
+        self._quiet_logger = sink.logger if plain else None  # type: ignore[union-attr]
 
 
 settings = _Settings()
@@ -149,24 +223,26 @@ class Scope:
 
     def close(self) -> None:
         work, self.work = self.work, {}
+        if not work:
+            return
         duration = (time.perf_counter() - self.started) * 1000
+        metadata = _metadata.get()
         for operation, (attributes, key_ids, items) in work.items():
             _emit(AuditEvent(operation, self.model, self.table, attributes, key_ids, items, self.outcome,
-                             duration, _metadata.get()))
+                             duration, metadata))
 
 
 current_scope: ContextVar[Optional[Scope]] = ContextVar("pynamodb_stash_audit_scope", default=None)
 
 
 def wanted() -> bool:
-    """Whether an event would go anywhere: callers skip gathering its fields otherwise (the common case of
-    the default sink with logging not configured costs one check per item)."""
+    """Whether an event would go anywhere: callers skip gathering its fields otherwise. With the default
+    sink and no handler that would receive it (logging not configured: the common case), that costs
+    one check per item, inside an operation or not."""
     if not settings.enabled:
         return False
-    if current_scope.get() is not None:
-        return True
-    sink = settings.sink
-    return not isinstance(sink, LoggingSink) or sink.logger.isEnabledFor(logging.INFO)
+    quiet = settings._quiet_logger
+    return quiet is None or _delivers(quiet)
 
 
 def record(
@@ -185,31 +261,40 @@ def record(
     _emit(AuditEvent(operation, model, table, attributes, key_ids, items, outcome, 0.0, _metadata.get()))
 
 
-@contextlib.contextmanager
-def operation(model: str, table: str) -> Iterator[Scope]:
+class _Operation(Scope):
+    """The context manager :func:`operation` returns: a :class:`Scope`, current while the block runs.
+
+    A class rather than a generator-based context manager: every model operation enters one, with audit
+    events on or off, and this costs a fraction of ``contextlib.contextmanager``'s machinery.
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> Scope:
+        self._token = current_scope.set(self)
+        return self
+
+    def __exit__(self, kind: Optional[type], error: Optional[BaseException], traceback: Any) -> None:
+        # Returns None: an error raised in the block goes on, as from the generator this replaced.
+        try:
+            if isinstance(error, Exception):
+                self.outcome = getattr(error, "code", type(error).__name__)
+                if isinstance(error, StashError):
+                    report_error(error)
+        finally:
+            current_scope.reset(self._token)
+            if settings.enabled:
+                self.close()
+
+
+def operation(model: str, table: str) -> ContextManager[Scope]:
     """One model operation: its work becomes one event per kind when the block ends (an error, its code)."""
-    scope = Scope(model, table)
-    token = current_scope.set(scope)
-    try:
-        yield scope
-    except Exception as error:
-        scope.outcome = getattr(error, "code", type(error).__name__)
-        if isinstance(error, StashError):
-            report_error(error)
-        raise
-    finally:
-        current_scope.reset(token)
-        if settings.enabled:
-            scope.close()
+    return _Operation(model, table)
 
 
 def _emit(event: AuditEvent) -> None:
-    sink = settings.sink
     try:
-        if callable(getattr(sink, "emit", None)):
-            sink.emit(event)  # type: ignore[union-attr]
-        else:
-            sink(event)  # type: ignore[operator]
+        settings._deliver(event)
     except Exception as error:  # a sink never breaks the data operation
         settings.logger.warning("pynamodb-stash: the audit sink failed (%s)", type(error).__name__)
         report_error(error)
