@@ -28,7 +28,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.models import Model
 
 from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring
-from pynamodb_stash._model import item_size  # the size the library's 400 KB check counts
+from pynamodb_stash._wire import item_size  # the size the library's 400 KB check counts
 
 KEYRING = Keyring.generate()
 BIO = (

@@ -37,7 +37,7 @@ from bench_item import models, reference_item
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.models import Model
 
-from pynamodb_stash._model import item_size  # the size the library's 400 KB check counts
+from pynamodb_stash._wire import item_size  # the size the library's 400 KB check counts
 
 SENSITIVE = ("email", "ssn", "name", "address", "bio")
 INSTALL = "pip install 'pynamodb-stash[bench]'"

@@ -5,19 +5,14 @@ encrypted before they leave the process, stored as ``x__source`` (ciphertext) an
 ``equality=True``, ``x__hmac`` (a keyed HMAC that keys, indexes and conditions can use with plaintext).
 """
 
-from ._attributes import (
-    CompoundHmacAttribute,
-    EncryptedAttribute,
-    EncryptedMapAttribute,
-    Equality,
-    HmacAttribute,
-    HmacDigest,
-)
+from ._attributes import EncryptedAttribute, EncryptedMapAttribute, Equality
 from ._audit import AuditEvent, audit
 from ._crypto import Key
+from ._hmac_attributes import CompoundHmacAttribute, HmacAttribute, HmacDigest
 from ._items import ItemResult, bulk_decrypt_items, bulk_encrypt_items, decrypt_item, encrypt_item
 from ._keyring import Keyring, KeyringSource, TenantKeyrings, configure, lock_context, tenant
 from ._model import EncryptedModel
+from ._public import show_as_public as _show_as_public
 from .exceptions import (
     ConfigurationError,
     DecryptionError,
@@ -60,3 +55,6 @@ __all__ = [
     "lock_context",
     "tenant",
 ]
+
+
+_show_as_public(__name__, globals(), __all__)

@@ -1,21 +1,23 @@
-"""``EncryptedAttribute``, its equality companion ``HmacAttribute``, and ``EncryptedMapAttribute``.
+"""The encrypted declarations: ``EncryptedAttribute``, its ``Equality`` options, ``EncryptedMapAttribute``,
+the checks on the names they are stored under, and the masked repr of models and maps.
 
 An ``EncryptedAttribute`` ``x`` is stored as ``x__source`` (binary ciphertext). With ``equality=True``
-the model also declares a companion ``HmacAttribute`` stored as ``x__hmac``: a real PynamoDB attribute,
-so table keys, index keys, conditions and projections on it work through PynamoDB's own code, and
-its ``serialize`` turns plaintext into the HMAC wherever PynamoDB serializes a key or a condition value.
-An ``EncryptedMapAttribute`` holds such fields inside a map. The attributes never encrypt or decrypt by
-themselves: they cannot see the item a ciphertext belongs to, so the model does it (``_model.py``).
+the model also declares a companion ``HmacAttribute`` stored as ``x__hmac`` (``_hmac_attributes``): a
+real PynamoDB attribute, so table keys, index keys, conditions and projections on it work through
+PynamoDB's own code, and its ``serialize`` turns plaintext into the HMAC wherever PynamoDB serializes a
+key or a condition value. An ``EncryptedMapAttribute`` holds such fields inside a map. The attributes
+never encrypt or decrypt by themselves: they cannot see the item a ciphertext belongs to, so the model
+does it.
+
+Imports go one way: ``_protocols`` <- ``_expressions`` <- ``_hmac_attributes`` <- this module. The model
+is reached through :class:`~._protocols.StashModel`, never imported.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import unicodedata
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Tuple, TypeVar, Union, cast, overload
+from typing import Any, Callable, NoReturn, Optional, Tuple, TypeVar, Union, cast, overload
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute
 from pynamodb.constants import BINARY, STRING
@@ -24,31 +26,29 @@ from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action
 from typing_extensions import Literal
 
-from . import _pynamodb
-from ._codecs import Codec, ValueRejected, WrongType, canonical_number, codec_for, safe_reason
-from .exceptions import ConfigurationError, EncryptionError, UnsupportedQueryError
+from ._codecs import Codec, ValueRejected, WrongType, codec_for
+from ._expressions import ExactComparison as ExactComparison
+from ._expressions import ExactIn as ExactIn
+from ._expressions import PendingEncryptedAction as PendingEncryptedAction
+from ._expressions import _EqualityOnly
+from ._expressions import filtering_reads as filtering_reads
+from ._hmac_attributes import HMAC_SUFFIX as HMAC_SUFFIX
+from ._hmac_attributes import CompoundHmacAttribute as CompoundHmacAttribute
+from ._hmac_attributes import HashedPart
+from ._hmac_attributes import HmacAttribute as HmacAttribute
+from ._hmac_attributes import HmacDigest as HmacDigest
+from ._protocols import StashModel
+from .exceptions import ConfigurationError, UnsupportedQueryError
 
-if TYPE_CHECKING:
-    from ._keyring import Keyring
-    from ._model import EncryptedModel
+# The names imported "as" themselves moved to _expressions and _hmac_attributes: the model layer still
+# imports them from here, until it imports them from there.
 
 _T = TypeVar("_T")
 _V = TypeVar("_V")
 _A = TypeVar("_A", bound=Attribute[Any])
 
 SOURCE_SUFFIX = "__source"
-HMAC_SUFFIX = "__hmac"
 RESERVED_SUFFIXES = (SOURCE_SUFFIX, HMAC_SUFFIX)
-
-
-class HmacDigest(str):
-    """A stored HMAC, as read from ``x__hmac``.
-
-    Key and condition values of this type are sent as they are; any other value is hashed first. Wrap
-    a digest obtained elsewhere (boto3, the AWS CLI) in it to use it as a key: ``User.get(HmacDigest(d))``.
-    """
-
-    __slots__ = ()
 
 
 _NORMALIZERS: dict[str, Callable[[str], str]] = {
@@ -74,6 +74,8 @@ class Equality:
         return exact matches. Such an HMAC cannot be a table key, nor guard a write.
     """
 
+    __module__ = "pynamodb_stash"
+
     normalize: Union[str, Callable[[str], str], Tuple[Union[str, Callable[[str], str]], ...]] = ()
     prefix: str = ""
     hmac_bits: int = 128
@@ -97,74 +99,7 @@ class Equality:
         return tuple(resolved)
 
 
-class _EqualityOnly:
-    """Rejects, when the expression is built, every operator that cannot work on ciphertext or HMACs."""
-
-    def _unsupported(self, operation: str) -> NoReturn:
-        raise UnsupportedQueryError(
-            f"{self._describe()}: {operation} is not supported on an encrypted attribute; "
-            "use ==, !=, is_in() (with equality=True), exists() or does_not_exist()"
-        )
-
-    def _describe(self) -> str:
-        raise NotImplementedError
-
-    def __lt__(self, other: Any) -> NoReturn:
-        self._unsupported("<")
-
-    def __le__(self, other: Any) -> NoReturn:
-        self._unsupported("<=")
-
-    def __gt__(self, other: Any) -> NoReturn:
-        self._unsupported(">")
-
-    def __ge__(self, other: Any) -> NoReturn:
-        self._unsupported(">=")
-
-    def __getitem__(self, item: Any) -> NoReturn:
-        self._unsupported("indexing")
-
-    def between(self, lower: Any, upper: Any) -> NoReturn:
-        self._unsupported("between()")
-
-    def startswith(self, prefix: str) -> NoReturn:
-        self._unsupported("startswith()")
-
-    def contains(self, item: Any) -> NoReturn:
-        self._unsupported("contains()")
-
-    def is_type(self) -> NoReturn:
-        self._unsupported("is_type()")
-
-    def __add__(self, other: Any) -> NoReturn:
-        self._unsupported("+")
-
-    def __radd__(self, other: Any) -> NoReturn:
-        self._unsupported("+")
-
-    def __sub__(self, other: Any) -> NoReturn:
-        self._unsupported("-")
-
-    def __rsub__(self, other: Any) -> NoReturn:
-        self._unsupported("-")
-
-    def __or__(self, other: Any) -> NoReturn:
-        self._unsupported("| (if_not_exists)")
-
-    def append(self, other: Any) -> NoReturn:
-        self._unsupported("append()")
-
-    def prepend(self, other: Any) -> NoReturn:
-        self._unsupported("prepend()")
-
-    def add(self, *values: Any) -> NoReturn:
-        self._unsupported("add()")
-
-    def delete(self, *values: Any) -> NoReturn:
-        self._unsupported("delete()")
-
-
-class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
+class EncryptedAttribute(_EqualityOnly, HashedPart, Attribute[_T]):
     """An attribute whose value is encrypted on the client and stored as ``<name>__source``.
 
     :param type_: the Python type of the value (``str, bytes, int, float, Decimal, bool, datetime, date,
@@ -190,6 +125,7 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
     Updates: ``set(v)`` writes both stored attributes, ``remove()`` (or ``set(None)``) removes both.
     """
 
+    __module__ = "pynamodb_stash"
     attr_type = BINARY
 
     @overload
@@ -262,9 +198,9 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         self.declared_name = attr_name
         self.python_name = ""
         self.logical_name = attr_name or ""
-        self.model: type[EncryptedModel] | None = None
+        self.model: type[StashModel] | None = None
         self.hmac_attribute: HmacAttribute | None = None
-        self.stash_root: type[EncryptedModel] | None = None
+        self.stash_root: type[StashModel] | None = None
         """For a field of an EncryptedMapAttribute: the model the map is declared on."""
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
@@ -358,20 +294,37 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
             return value  # the companion's own serialize hashes it
         return {STRING: self.hmac(value)}
 
+    def _compared(self, value: Any, operation: str) -> Any:
+        """``value``, refused if the attribute stores it as no value (a wrapped PynamoDB set attribute's
+        empty set), which no stored HMAC can equal.
+
+        :raises UnsupportedQueryError: for such a value.
+        """
+        absent = self.codec.absent
+        if absent is not None and absent(value):
+            raise UnsupportedQueryError(
+                f"{self._describe()}: {operation} with a value stored as no value (an empty set) matches "
+                "nothing stored; use does_not_exist()"
+            )
+        return value
+
     def __eq__(self, other: Any) -> Comparison:  # type: ignore[override]
         path = self._equality("==")
+        other = self._compared(other, "==")
         if self.truncated:
             return ExactComparison(path, Value({STRING: self.hmac(other)}), self, (other,))
         return cast(Comparison, path == self._hmac_value(other))
 
     def __ne__(self, other: Any) -> Comparison:  # type: ignore[override]
         path = self._equality("!=")
+        other = self._compared(other, "!=")
         if self.truncated:
             self._unsupported("!= with a truncated HMAC (it would also drop values that collide)")
         return cast(Comparison, path != self._hmac_value(other))
 
     def is_in(self, *values: Any) -> In:
         path = self._equality("is_in()")
+        values = tuple(self._compared(value, "is_in()") for value in values)
         if self.truncated:
             digests = [Value({STRING: self.hmac(value)}) for value in values]
             return ExactIn(path, digests, self, values)
@@ -403,224 +356,6 @@ class EncryptedAttribute(_EqualityOnly, Attribute[_T]):
         return PendingEncryptedAction(self, None)
 
 
-filtering_reads: ContextVar[bool] = ContextVar("pynamodb_stash_filtering_reads", default=False)
-"""Set while a read removes false positives, the only place a truncated-HMAC condition may be sent."""
-
-
-class _Exact:
-    """A condition on a truncated HMAC: it also matches other values, so only a read may send it, and
-    that read checks each decrypted item against the plaintexts kept here."""
-
-    field: EncryptedAttribute[Any]
-    expected: Tuple[Any, ...]
-
-    def serialize(self, placeholder_names: dict[str, str], expression_attribute_values: dict[str, str]) -> str:
-        if not filtering_reads.get():
-            raise UnsupportedQueryError(
-                f"{self.field._describe()}: a truncated HMAC also matches other values; it can filter reads "
-                "(query, scan, count), not guard a write"
-            )
-        return super().serialize(placeholder_names, expression_attribute_values)  # type: ignore[misc, no-any-return]
-
-
-class ExactComparison(_Exact, Comparison):
-    def __init__(self, path: Path, value: Any, field: EncryptedAttribute[Any], expected: Tuple[Any, ...]) -> None:
-        super().__init__("=", path, value)  # type: ignore[no-untyped-call]
-        self.field, self.expected = field, expected
-
-
-class ExactIn(_Exact, In):
-    def __init__(self, path: Path, values: Any, field: EncryptedAttribute[Any], expected: Tuple[Any, ...]) -> None:
-        super().__init__(path, *values)  # type: ignore[no-untyped-call]
-        self.field, self.expected = field, expected
-
-
-class PendingEncryptedAction(Action):
-    """``x.set(v)`` or ``x.remove()`` on an encrypted attribute or map, waiting for its item.
-
-    ``EncryptedModel.update`` and ``TransactWrite.update`` expand it into actions on the stored
-    attributes. Anywhere else it refuses to serialize, so nothing can write it unencrypted.
-    """
-
-    format_string = "{0} = <encrypted>"
-
-    def __init__(self, attribute: EncryptedAttribute[Any] | EncryptedMapAttribute, value: Any) -> None:
-        is_map_value = _pynamodb.is_map_value(value)
-        if isinstance(value, (Attribute, Path, Action)) and not is_map_value:
-            raise UnsupportedQueryError(
-                f"{attribute._describe()}: set() from another attribute or expression is not supported"
-            )
-        hmac_attribute = getattr(attribute, "hmac_attribute", None)
-        if hmac_attribute is not None and (hmac_attribute.is_hash_key or hmac_attribute.is_range_key):
-            raise UnsupportedQueryError(
-                f"{attribute._describe()} is part of the table's primary key and cannot be updated"
-            )
-        super().__init__(Path(attribute.attr_path))
-        self.attribute = attribute
-        self.value = value
-
-    def serialize(self, placeholder_names: dict[str, str], expression_attribute_values: dict[str, str]) -> str:
-        raise UnsupportedQueryError(
-            f"{self.attribute._describe()}: encrypted update actions must go through the model's update() "
-            "or TransactWrite.update()"
-        )
-
-    def __repr__(self) -> str:
-        return f"{self.attribute._describe()} = <encrypted>" if self.value is not None else (
-            f"REMOVE {self.attribute._describe()}"
-        )
-
-
-class HmacAttribute(_EqualityOnly, Attribute[str]):
-    """The stored equality HMAC of an encrypted attribute, ``<name>__hmac``.
-
-    Declare one on an index class to key the index on an encrypted attribute's HMAC::
-
-        class EmailIndex(GlobalSecondaryIndex):
-            class Meta: ...
-            email = HmacAttribute(hash_key=True)     # or HmacAttribute(of="email")
-
-    Models create their own companions; users only declare ``HmacAttribute`` on indexes. Any value
-    given to it as a key or condition is hashed first, unless it is an :class:`HmacDigest`.
-
-    :param of: the Python name of the model's ``EncryptedAttribute(..., equality=True)`` (default: the
-        name this attribute is declared under).
-    :raises ConfigurationError: when the model is created, if ``of`` names no equality attribute.
-    """
-
-    attr_type = STRING
-
-    def __init__(
-        self,
-        of: str | None = None,
-        *,
-        hash_key: bool = False,
-        range_key: bool = False,
-        attr_name: str | None = None,
-    ) -> None:
-        super().__init__(hash_key=hash_key, range_key=range_key, null=True, attr_name=attr_name)
-        self.of = of
-        self.declared_name = attr_name
-        self.python_name = ""
-        self.field: EncryptedAttribute[Any] | None = None
-        self.is_companion = False
-        self.declared_by: HmacAttribute | None = None
-        """On a model's own copy of an index attribute: the attribute declared on the index class."""
-        self._shared_scope: tuple[object, ...] | None = None
-        self._ambiguous = False
-        self.compound: CompoundHmacAttribute | None = None
-        """On an index attribute: the model's compound HMAC it holds, when ``of`` names one."""
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.python_name = name
-        self.of = self.of or name
-        if not self.declared_name and self.field is None:
-            self.attr_name = self.of + HMAC_SUFFIX
-
-    def bind(self, field: EncryptedAttribute[Any], *, where: str) -> None:
-        """Tie this attribute to the encrypted field whose HMAC it holds."""
-        expected = field.logical_name + HMAC_SUFFIX
-        if self.declared_name and self.declared_name != expected:
-            raise ConfigurationError(f"{where}: attr_name must be {expected!r} to match {field._describe()}")
-        self.attr_name = expected
-        self.field = field
-
-    def copy_for_model(self) -> HmacAttribute:
-        """An unbound copy, for a model's own copy of the index class this attribute is declared on."""
-        own = copy.copy(self)
-        own.attr_path = list(self.attr_path)
-        own.field = None
-        own.declared_by = self.declared_by or self
-        own._shared_scope = None
-        own._ambiguous = False
-        return own
-
-    def bind_shared(self, field: EncryptedAttribute[Any], scope: tuple[object, ...], *, where: str) -> None:
-        """Bind an index class's own attribute, used in conditions such as ``MyIndex.email == v``.
-
-        Models on different tables or keyrings may share an index class; its attribute then cannot know
-        which HMAC is meant, and refuses to serialize rather than hash for the wrong one.
-        """
-        if self.field is None:
-            self.bind(field, where=where)
-            self._shared_scope = scope
-        elif self._shared_scope != scope:
-            self._ambiguous = True
-
-    def _describe(self) -> str:
-        if self.compound is not None:
-            return self.compound._describe()
-        return self.field._describe() + HMAC_SUFFIX if self.field is not None else f"HmacAttribute({self.of!r})"
-
-    def serialize(self, value: Any) -> str:
-        if isinstance(value, HmacDigest):
-            return str(value)
-        if self.compound is not None:
-            return self.compound.serialize(value)
-        if self._ambiguous:
-            raise ConfigurationError(
-                f"{self._describe()}: this index class is shared by models with different HMAC keys; "
-                "build the condition on the model's attribute (Model.attr == value) instead"
-            )
-        field = self.field
-        if field is None or field.model is None:
-            raise ConfigurationError(f"{self._describe()} is not bound to an encrypted attribute of a model")
-        return field.model._stash_runtime().by_path[field.logical_name].digest(value)
-
-    def deserialize(self, value: Any) -> HmacDigest:
-        return HmacDigest(value)
-
-    # A model's companion follows its field: reading it gives the HMAC of the field's current value
-    # (else the HMAC read from the table), and a plaintext written to it (a positional hash key) goes
-    # to the field.
-    @overload
-    def __get__(self: _A, instance: None, owner: Any) -> _A: ...
-
-    @overload
-    def __get__(self: _A, instance: Any, owner: Any) -> str: ...
-
-    def __get__(self, instance: Any, owner: Any) -> Any:
-        if (
-            instance is not None
-            and self.is_companion
-            and self.field is not None
-            and self.field.model is not None  # a nested field's HMAC is the one read from the table
-            and not _pynamodb.is_map_class_object(self, instance)
-        ):
-            plaintext = instance.attribute_values.get(self.field.python_name)
-            if plaintext is not None:  # under the item's own keyring (its tenant's, with TenantKeyrings)
-                runtime = instance._stash_runtime(instance._stash_instance_keyring(EncryptionError))
-                return HmacDigest(runtime.by_path[self.field.logical_name].digest(plaintext))
-        return super().__get__(instance, owner)
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        if self.is_companion and self.field is not None and value is not None and not isinstance(value, HmacDigest):
-            setattr(instance, self.field.python_name, value)
-            return
-        super().__set__(instance, value)
-
-    def __eq__(self, other: Any) -> Comparison:  # type: ignore[override]
-        if self.field is not None and self.field.truncated:  # kept exact, as on the field itself
-            return cast(Comparison, self.field == other)
-        return Attribute.__eq__(self, other)
-
-    def __ne__(self, other: Any) -> Comparison:  # type: ignore[override]
-        if self.field is not None and self.field.truncated:
-            return cast(Comparison, self.field != other)
-        return Attribute.__ne__(self, other)
-
-    def is_in(self, *values: Any) -> In:
-        if self.field is not None and self.field.truncated:
-            return self.field.is_in(*values)
-        return Attribute.is_in(self, *values)
-
-    def set(self, value: Any) -> NoReturn:
-        self._unsupported("set() on an HMAC (set the encrypted attribute instead)")
-
-    def remove(self) -> NoReturn:
-        self._unsupported("remove() on an HMAC (remove the encrypted attribute instead)")
-
-
 class EncryptedMapAttribute(MapAttribute[str, Any]):
     """A typed map whose :class:`EncryptedAttribute` fields are encrypted one by one.
 
@@ -636,6 +371,8 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
 
     :raises ConfigurationError: at class creation, for a nested key or an unsupported declaration.
     """
+
+    __module__ = "pynamodb_stash"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -695,117 +432,6 @@ class EncryptedMapAttribute(MapAttribute[str, Any]):
         return PendingEncryptedAction(self, None)
 
 
-class CompoundHmacAttribute(HmacAttribute):
-    """One stored HMAC over several attributes of the model, usable as a key or in conditions.
-
-    ::
-
-        class User(EncryptedModel):
-            email = EncryptedAttribute(str, equality=True)
-            kind = UnicodeAttribute()
-            email_kind = CompoundHmacAttribute("email", "kind")   # stored as email_kind__hmac
-
-        User.scan(User.email_kind == ("alice@example.com", "admin"))
-
-    Its value is computed from the parts whenever the item is written (and verified when it is read);
-    an item missing a part stores none (a sparse index). Queries take a tuple of the parts' plaintexts.
-    Parts may be encrypted or plain top-level attributes; encrypted parts are normalized as their own
-    ``Equality`` says. It reveals which items share the whole combination.
-
-    :raises ConfigurationError: when the model is created, for a part that is not a top-level attribute.
-    """
-
-    def __init__(
-        self, *parts: str, hash_key: bool = False, range_key: bool = False, attr_name: str | None = None,
-        prefix: str = "",
-    ) -> None:
-        super().__init__(hash_key=hash_key, range_key=range_key, attr_name=attr_name)
-        if len(parts) < 2 or not all(isinstance(part, str) and part for part in parts):
-            raise ConfigurationError("CompoundHmacAttribute takes the names of two or more attributes")
-        self.parts = parts
-        self.prefix = prefix
-        self.model: type[EncryptedModel] | None = None
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.python_name = name
-        self.of = name
-        if not self.declared_name:
-            self.attr_name = name + HMAC_SUFFIX
-
-    def _describe(self) -> str:
-        return f"{self.model.__name__ if self.model else '<unbound>'}.{self.python_name}"
-
-    def serialize(self, value: Any) -> str:
-        """The compound HMAC of a tuple of the parts' plaintexts, under the current keyring (a key or a
-        condition value has no item: with ``TenantKeyrings``, the tenant set with ``tenant()``)."""
-        if isinstance(value, HmacDigest):
-            return str(value)
-        return self.digest(value)
-
-    def digest(self, value: Any, keyring: Keyring | None = None) -> str:
-        """The compound HMAC of a tuple of the parts' plaintexts under ``keyring`` (default: the current one).
-
-        :raises EncryptionError: if a part does not fit its attribute (the message omits the values).
-        """
-        model = self.model
-        if model is None:
-            raise ConfigurationError(f"{self._describe()} is not bound to a model")
-        if not isinstance(value, (tuple, list)) or len(value) != len(self.parts):
-            raise EncryptionError(f"{self._describe()}: expected a tuple of {len(self.parts)} values {self.parts}")
-        encoded = b"C"
-        attributes = model.get_attributes()
-        try:
-            for name, part in zip(self.parts, value):
-                attribute = attributes[name]
-                if isinstance(attribute, EncryptedAttribute):
-                    data = attribute.hmac_input(part)
-                else:
-                    serialized = attribute.serialize(part)
-                    if attribute.attr_type == "N":
-                        serialized = canonical_number(serialized)  # DynamoDB returns "2" for "2.0"
-                    elif attribute.attr_type == "NS":
-                        serialized = sorted(canonical_number(n) for n in serialized)
-                    elif attribute.attr_type in ("SS", "BS"):
-                        serialized = sorted(serialized)  # sets have no order
-                    data = attribute.attr_type.encode() + _canonical_json(serialized)
-                encoded += len(data).to_bytes(4, "big") + data
-        except EncryptionError:
-            raise
-        except Exception as exc:  # a plain attribute's own error may quote the value
-            raise EncryptionError(
-                f"{self._describe()}: a part does not fit its attribute: {safe_reason(exc)}"
-            ) from None
-        keyring = keyring or model._stash_keyring()
-        hasher = keyring.hasher("compound", model._stash_table(), self.attr_name)
-        return self.prefix + hasher.digest(encoded)
-
-    @overload
-    def __get__(self: _A, instance: None, owner: Any) -> _A: ...
-
-    @overload
-    def __get__(self: _A, instance: Any, owner: Any) -> str: ...
-
-    def __get__(self, instance: Any, owner: Any) -> Any:
-        if instance is not None and self.model is not None and not _pynamodb.is_map_class_object(self, instance):
-            values = tuple(getattr(instance, part) for part in self.parts)
-            if any(value is None for value in values):
-                return None  # no compound without all its parts: a stored one is never written back
-            # Under the item's own keyring (its tenant's, with TenantKeyrings), like every field of the item.
-            keyring = instance._stash_runtime(instance._stash_instance_keyring(EncryptionError)).keyring
-            return HmacDigest(self.digest(values, keyring))
-        return Attribute.__get__(self, instance, owner)
-
-    def copy_for_model(self) -> CompoundHmacAttribute:
-        """An unbound copy, so that each model class (and table) computes its own compound."""
-        own = copy.copy(self)
-        own.attr_path = list(self.attr_path)
-        own.model = None
-        return own
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        Attribute.__set__(self, instance, value)
-
-
 def masked_repr(container: Any) -> str:
     """``Name(a=1, secret=<encrypted>, secret__hmac=<hmac>)``: a model's or map's repr (PynamoDB's shows
     every value) with encrypted values and HMACs masked, at any depth, so logging an item leaks neither."""
@@ -821,18 +447,6 @@ def masked_repr(container: Any) -> str:
             text = repr(value)
         shown.append(f"{name}={text}")
     return f"{type(container).__name__}({', '.join(shown)})"
-
-
-def _canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_bytes_as_text).encode()
-
-
-def _bytes_as_text(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    if isinstance(value, (set, frozenset)):
-        return repr(sorted(value))
-    raise TypeError(type(value).__name__)
 
 
 def check_encrypted_name(where: str, logical: str) -> None:
@@ -896,19 +510,3 @@ def _root_local_copies(attribute: MapAttribute[Any, Any], root: type[Any]) -> No
             _root_local_copies(local, root)
 
 
-def _refuse_size_of_encrypted_attributes() -> None:
-    """Make ``size(x)`` raise at build time for encrypted attributes and their HMACs.
-
-    ``size()`` is the one PynamoDB expression function that does not go through the attribute, and on
-    ``x__source`` it would compare the ciphertext's length: a silently wrong answer.
-    """
-
-    def check(path: Any) -> None:
-        attribute = path.attribute if isinstance(path, Path) else path
-        if isinstance(attribute, _EqualityOnly):
-            attribute._unsupported("size()")
-
-    _pynamodb.wrap_size_operand(check)
-
-
-_refuse_size_of_encrypted_attributes()

@@ -38,7 +38,6 @@ STATUSES = {ENCRYPTION: (ACTIVE, DECRYPT_ONLY, RETIRED), INDEX: (ACTIVE, RETIRED
 class KeyInfo:
     """What an authenticated keyset record says of one key: never its material (nothing here is secret)."""
 
-    __module__ = "pynamodb_stash.kms"
 
     keyset: str
     key_id: str
@@ -290,3 +289,5 @@ def new_id(kind: str, taken: Iterable[str]) -> str:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+KeyInfo.__module__ = "pynamodb_stash.kms"  # shown where it is public

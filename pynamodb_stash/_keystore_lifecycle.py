@@ -54,7 +54,6 @@ class Destruction:
     Holds ids, names and dates only; its ``str()`` is what ``keystore destroy-keyset`` prints.
     """
 
-    __module__ = "pynamodb_stash.kms"
 
     keyset: str
     key_ids: Tuple[str, ...]
@@ -86,7 +85,6 @@ class Upgrade:
     :ivar dry_run: True if this call was told to write nothing.
     """
 
-    __module__ = "pynamodb_stash.kms"
 
     keyset: str
     keys: Tuple[KeyInfo, ...]
@@ -327,3 +325,6 @@ def upgrade(records: KeysetRecords, keyset: str, kms_key_id: Optional[str], dry_
         records.aws.delete_rows(keyset, list(keys))
         removed = len(legacy)
     return Upgrade(keyset, tuple(state.infos()), True, len(legacy) - removed, removed)
+
+Destruction.__module__ = "pynamodb_stash.kms"  # shown where it is public
+Upgrade.__module__ = "pynamodb_stash.kms"  # shown where it is public

@@ -61,6 +61,7 @@ from ._keystore_format import FORMAT as FORMAT
 from ._keystore_format import RECORD as RECORD
 from ._keystore_lifecycle import Destruction, Upgrade
 from ._keystore_records import KeysetRecords, KmsKeyIds, allow_list
+from ._public import show_as_public as _show_as_public
 from .exceptions import ConfigurationError
 
 __all__ = ["Destruction", "KeyInfo", "KeyStore", "KmsKeyringSource", "Upgrade"]
@@ -333,3 +334,5 @@ class KmsKeyringSource:
 
     def __repr__(self) -> str:
         return f"KmsKeyringSource(store={self.store.table_name!r}, keyset={self.keyset!r})"
+
+_show_as_public(__name__, globals(), __all__)

@@ -51,6 +51,7 @@ from ._local_dynamodb import (
     default_dynamodb_local_home,
     install_dynamodb_local,
 )
+from ._public import show_as_public as _show_as_public
 from ._testing_never_stored import NeverStored, WireRequest
 from ._testing_tables import StashTables
 
@@ -203,3 +204,5 @@ def assert_never_stored(request: pytest.FixtureRequest) -> Iterator[NeverStored]
         yield check
     finally:
         patch.undo()
+
+_show_as_public(__name__, globals(), __all__)

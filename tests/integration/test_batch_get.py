@@ -8,7 +8,7 @@ import pytest
 from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import GetError
 
-from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring, _model
+from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring, _reads
 
 
 class Unprocessing:
@@ -59,8 +59,8 @@ def test_plaintext_keys_in_pages_of_100_with_backoff(
     unprocessing = Unprocessing(cards, times=2, hold=10)
     monkeypatch.setattr(cards, "_batch_get_page", unprocessing)
     delays: List[float] = []
-    monkeypatch.setattr(_model.time, "sleep", delays.append)
-    monkeypatch.setattr(_model.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(_reads.time, "sleep", delays.append)
+    monkeypatch.setattr(_reads.random, "uniform", lambda low, high: high)
 
     keys = [(f"holder {i % 65}", i // 65) for i in range(130)]
     found = list(cards.batch_get(keys + keys[:5]))  # duplicates are fetched once
@@ -76,7 +76,7 @@ def test_unprocessed_keys_past_max_retry_attempts_raise(
     cards: type[EncryptedModel], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cards, "_batch_get_page", Unprocessing(cards, times=10, hold=1))
-    monkeypatch.setattr(_model.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(_reads.time, "sleep", lambda seconds: None)
     with pytest.raises(GetError):
         list(cards.batch_get([("holder 1", 0)]))
 

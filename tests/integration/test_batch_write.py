@@ -8,7 +8,7 @@ import pytest
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import PutError
 
-from pynamodb_stash import EncryptedAttribute, EncryptedModel, EncryptionError, Keyring, _model
+from pynamodb_stash import EncryptedAttribute, EncryptedModel, EncryptionError, Keyring, _reads
 
 
 class Throttling:
@@ -56,8 +56,8 @@ def test_unprocessed_items_are_retried_with_growing_backoff(
     throttling = Throttling(real, notes.Meta.table_name, times=2, keep=5)
     monkeypatch.setattr(notes, "_get_connection", classmethod(lambda cls: throttling))
     delays: List[float] = []
-    monkeypatch.setattr(_model.time, "sleep", delays.append)
-    monkeypatch.setattr(_model.random, "uniform", lambda low, high: high)  # the cap of each full-jitter draw
+    monkeypatch.setattr(_reads.time, "sleep", delays.append)
+    monkeypatch.setattr(_reads.random, "uniform", lambda low, high: high)  # the cap of each full-jitter draw
 
     with notes.batch_write() as batch:
         for i in range(30):
@@ -72,7 +72,7 @@ def test_unprocessed_items_are_retried_with_growing_backoff(
 def test_retries_stop_at_max_retry_attempts(notes: type[EncryptedModel], monkeypatch: pytest.MonkeyPatch) -> None:
     throttling = Throttling(notes._get_connection(), notes.Meta.table_name, times=10, keep=2)
     monkeypatch.setattr(notes, "_get_connection", classmethod(lambda cls: throttling))
-    monkeypatch.setattr(_model.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(_reads.time, "sleep", lambda seconds: None)
     batch = notes.batch_write()
     for i in range(10):
         batch.save(notes(pk=f"n{i}", body="x"))

@@ -17,7 +17,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from stashtest import created, table_meta, unique
 
-from pynamodb_stash import DecryptionError, EncryptedAttribute, EncryptedModel, Keyring
+from pynamodb_stash import DecryptionError, EncryptedAttribute, EncryptedModel, Keyring, _reads
 
 KEYRING = Keyring.generate()
 
@@ -88,7 +88,7 @@ def pair(ddb_url: str) -> Iterator[tuple[Any, Any]]:
 def test_projections_of_a_model_that_encrypts_nothing_are_sent_as_given(pair: tuple[Any, Any]) -> None:
     plain, unencrypted = pair
     plain(pk="p1", email="a@example.com", tags={"x"}).save()
-    assert unencrypted._stash_projection(["email"]) == ["email"]
+    assert _reads.projection(unencrypted, ["email"]) == ["email"]
     sent: list[dict[str, Any]] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:
@@ -123,7 +123,7 @@ def test_batch_get_keeps_going_while_each_round_makes_progress(
         return page, keys_to_get[1:] + list(unprocessed or [])
 
     monkeypatch.setattr(Scores, "_batch_get_page", classmethod(one_item_per_round))
-    monkeypatch.setattr("pynamodb_stash._model._backoff", lambda attempt: None)
+    monkeypatch.setattr("pynamodb_stash._reads.backoff", lambda attempt: None)
     assert Scores.Meta.max_retry_attempts < len(keys)
     assert sorted(item.pk for item in Scores.batch_get(keys)) == keys
     assert rounds == list(range(8, 0, -1))

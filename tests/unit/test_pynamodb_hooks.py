@@ -55,14 +55,14 @@ PRIVATE_NAMES = {
 # (what, the PynamoDB code, its SHA-256 prefix at 6.1.0, the library code to review when it changes)
 FINGERPRINTS: list[tuple[str, Callable[[], Any], str, str]] = [
     ("AttributeContainer._container_serialize", lambda: AttributeContainer._container_serialize,
-     "4cef002eb52f1b87", "_pynamodb.install_item_hooks and _model._serialize_plain, which repeats its rules"),
+     "4cef002eb52f1b87", "_pynamodb.install_item_hooks and _item_codec.serialize_plain, which repeats its rules"),
     ("AttributeContainer._container_deserialize", lambda: AttributeContainer._container_deserialize,
-     "2ec7039de86525d8", "_pynamodb.install_item_hooks and _model.EncryptedModel._stash_fill, which repeats it"),
+     "2ec7039de86525d8", "_pynamodb.install_item_hooks and _item_codec.fill, which repeats it"),
     ("AttributeContainer._instantiate", lambda: AttributeContainer._instantiate,
-     "e69d6616b1c92bc8", "_pynamodb.install_item_hooks, _pynamodb.new_map_instance, _model.EncryptedModel._stash_new"),
+     "e69d6616b1c92bc8", "_pynamodb.install_item_hooks, _pynamodb.new_map_instance, _item_codec.new_instance"),
     ("Model.from_raw_data", lambda: Model.from_raw_data, "9cd31c87747b4125", "_pynamodb.install_item_hooks"),
-    ("BatchWrite.commit", lambda: BatchWrite.commit, "43251333b62f918d", "_model.EncryptedBatchWrite.commit"),
-    ("Model.batch_get", lambda: Model.batch_get, "06f58ac367e8812f", "_model.EncryptedModel.batch_get"),
+    ("BatchWrite.commit", lambda: BatchWrite.commit, "43251333b62f918d", "_reads.EncryptedBatchWrite.commit"),
+    ("Model.batch_get", lambda: Model.batch_get, "06f58ac367e8812f", "_reads.batch_get"),
     ("Model._batch_get_page", lambda: Model._batch_get_page, "77729f755b9097ad", "_pynamodb.batch_get_page"),
     ("_Size", lambda: _Size, "30d9fc9c3a758d9e", "_pynamodb.wrap_size_operand"),
     ("AttributeContainer.to_simple_dict", lambda: AttributeContainer.to_simple_dict, "233c23b639e3d28a",
@@ -141,9 +141,9 @@ def test_no_module_but_the_adapter_touches_a_private_pynamodb_name() -> None:
 
 
 def test_the_item_hooks_are_the_library_s() -> None:
-    from pynamodb_stash import EncryptedModel
+    from pynamodb_stash import EncryptedModel, _item_codec
 
-    assert EncryptedModel._container_serialize is EncryptedModel._stash_serialize_item
-    assert EncryptedModel._container_deserialize is EncryptedModel._stash_deserialize_item
-    assert EncryptedModel.__dict__["_instantiate"] is EncryptedModel.__dict__["_stash_instantiate"]
+    assert EncryptedModel._container_serialize is _item_codec.serialize_item
+    assert EncryptedModel._container_deserialize is _item_codec.deserialize_item
+    assert EncryptedModel.__dict__["_instantiate"].__func__ is _item_codec.instantiate
     assert _pynamodb.install_item_hooks.__module__ == "pynamodb_stash._pynamodb"

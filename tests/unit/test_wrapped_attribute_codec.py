@@ -95,3 +95,22 @@ def test_a_scalar_keeps_the_bytes_it_had_before_the_canonical_form() -> None:
     """Values stored (and HMACs computed) before the canonical form still read and match: for a scalar
     other than a number, the canonical JSON is the JSON it always was."""
     assert codec_for(UnicodeAttribute()).encode("alice")[1:] == b'{"S":"alice"}'
+
+
+def test_comparing_a_wrapped_set_with_an_empty_set_is_refused_when_built() -> None:
+    """An empty set is stored as no value: ``== set()`` could match nothing stored (PynamoDB builds a value
+    botocore cannot send); the refusal names ``does_not_exist()``."""
+    from pynamodb_stash import EncryptedAttribute, EncryptedModel, Keyring, UnsupportedQueryError
+
+    class Tagged(EncryptedModel):
+        class Meta:
+            table_name = "tagged"
+            keyring = Keyring.generate()
+
+        pk = UnicodeAttribute(hash_key=True)
+        tags = EncryptedAttribute(UnicodeSetAttribute(), equality=True, null=True)
+
+    for build in (lambda: Tagged.tags == set(), lambda: Tagged.tags != set(), lambda: Tagged.tags.is_in({"a"}, set())):
+        with pytest.raises(UnsupportedQueryError, match="does_not_exist"):
+            build()
+    assert (Tagged.tags == {"a"}) is not None
