@@ -337,7 +337,7 @@ class Layout:
         self.plain: Tuple[PlainEntry, ...] = tuple(plain)
         parts = {part for compound in cls._stash.compounds.values() for part in compound.parts}
         parts.update(cls._stash.compounds)  # the stored compounds themselves, to be checked
-        source = getattr(cls.Meta, "keyring", None)
+        source = getattr(getattr(cls, "Meta", None), "keyring", None)  # a model that only serializes: no Meta
         if isinstance(source, TenantKeyrings) and source.attribute is not None:
             parts.add(source.attribute)  # a compound is hashed under the item's tenant's keyring
         self.compound_parts = tuple(entry for entry in plain if entry[0] in parts)
