@@ -33,7 +33,7 @@ import hmac
 import os
 import re
 from contextvars import ContextVar
-from typing import Any, Iterable, Iterator, NoReturn, Optional
+from typing import Any, Iterable, Iterator, List, NoReturn, Optional
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -69,6 +69,17 @@ def fixed_nonces(nonces: Iterable[bytes]) -> Iterator[None]:
         yield
     finally:
         _fixed_nonces.reset(token)
+
+
+def fresh_nonces(count: int) -> List[bytes]:
+    """``count`` nonces, independent and uniformly random: one read of the operating system's generator
+    for all of them (an item's values are sealed together), or the next fixed ones in a
+    :func:`fixed_nonces` context."""
+    fixed = _fixed_nonces.get()
+    if fixed is not None:
+        return [next(fixed) for _ in range(count)]
+    pool = os.urandom(NONCE_SIZE * count)
+    return [pool[start : start + NONCE_SIZE] for start in range(0, NONCE_SIZE * count, NONCE_SIZE)]
 
 
 class InvalidCiphertext(Exception):
@@ -202,16 +213,17 @@ class FieldCipher:
         self._header = bytes((FORMAT_VERSION, len(key_id))) + key_id
         self._aad_prefix = self._header + length_prefixed(table_bytes) + length_prefixed(path_bytes)
 
-    def seal(self, plaintext: bytes, item_key: bytes) -> bytes:
-        """Encrypt ``plaintext`` bound to ``item_key`` under a fresh random nonce.
+    def seal(self, plaintext: bytes, item_key: bytes, nonce: Optional[bytes] = None) -> bytes:
+        """Encrypt ``plaintext`` bound to ``item_key`` under ``nonce``, one of :func:`fresh_nonces` (by
+        default, a fresh one drawn here).
 
         :raises ValueError: for an empty ``plaintext`` (a typed plaintext starts with its type tag;
             cryptography before 43 refuses empty data here, so every version refuses it alike).
         """
         if not plaintext:
             raise ValueError("an empty plaintext is never sealed")
-        fixed = _fixed_nonces.get()
-        nonce = os.urandom(NONCE_SIZE) if fixed is None else next(fixed)
+        if nonce is None:
+            (nonce,) = fresh_nonces(1)
         return self._header + nonce + self._aead.encrypt(nonce, plaintext, self._aad_prefix + item_key)
 
     def open(self, blob: bytes, item_key: bytes) -> bytes:

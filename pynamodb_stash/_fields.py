@@ -128,10 +128,16 @@ class FieldRuntime:
             raise EncryptionError(f"{self.where}: encrypting failed: {safe_reason(exc)}") from None
 
     def write(
-        self, out: Dict[str, Any], encoded: Tuple[bytes, Optional[str]], item_key: bytes, positions: bytes = b""
+        self,
+        out: Dict[str, Any],
+        encoded: Tuple[bytes, Optional[str]],
+        item_key: bytes,
+        positions: bytes = b"",
+        nonce: Optional[bytes] = None,
     ) -> None:
         """Seal an :meth:`encode`-d value into ``out`` (an item, a map, or the values of update actions):
-        ``x__source``, and ``x__hmac`` for an equality field, bound to ``item_key`` and list ``positions``.
+        ``x__source``, and ``x__hmac`` for an equality field, bound to ``item_key`` and list ``positions``,
+        under ``nonce`` (one of ``_crypto.fresh_nonces``; by default one drawn for it).
 
         :raises EncryptionError: for an identity-bound field outside a lock context.
         """
@@ -139,7 +145,7 @@ class FieldRuntime:
         bound = item_key if digest is None else with_digest(item_key, digest)
         if self.identity_bound:
             bound += self._identity(EncryptionError)
-        out[self.source] = {BINARY: self._sealer.seal(plaintext, bound + positions)}
+        out[self.source] = {BINARY: self._sealer.seal(plaintext, bound + positions, nonce)}
         if digest is not None and self.hmac is not None:
             out[self.hmac] = {STRING: digest}
 

@@ -214,8 +214,8 @@ def serialize_item(instance: EncryptedModel, null_check: bool = True) -> Dict[st
     item_key = plan.item_key(item)
     if item_key is None:
         raise EncryptionError(f"{type(instance).__name__}: an item needs its primary key to be encrypted")
-    for field, encoded in pending:
-        field.write(item, encoded, item_key)
+    for (field, encoded), nonce in zip(pending, _crypto.fresh_nonces(len(pending))):
+        field.write(item, encoded, item_key, nonce=nonce)
     if _audit.wanted():
         written = [field.name for field, _ in pending]
         written += [name for name, *_ in plan.nested if values.get(name) is not None]

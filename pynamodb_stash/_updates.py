@@ -161,13 +161,15 @@ def compound_actions(instance: EncryptedModel, actions: List[Action], keyring: K
     updated: Dict[str, Any] = {}
     unknown: set[str] = set()
     attributes = instance.get_attributes()
+    # An encrypted attribute's base name holds only a stale plaintext (removing it is allowed): no part.
+    stale_plaintext = {field.logical_name for field in layout(type(instance)).fields}
     for action in actions:
         if isinstance(action, PendingEncryptedAction):
             if isinstance(action.attribute, EncryptedAttribute) and len(action.attribute.attr_path) == 1:
                 updated[action.attribute.python_name] = action.value
             continue
         target = action.values[0] if getattr(action, "values", None) else None
-        if not isinstance(target, Path) or len(target.path) != 1:
+        if not isinstance(target, Path) or len(target.path) != 1 or target.path[0] in stale_plaintext:
             continue
         name = _pynamodb.python_name(instance, target.path[0])
         operand = action.values[1] if len(action.values) > 1 else None

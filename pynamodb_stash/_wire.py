@@ -18,8 +18,8 @@ MAX_ITEM_SIZE = 400 * 1024
 
 
 def item_size(item: Dict[str, Any]) -> int:
-    """An item's size as DynamoDB counts it: UTF-8 names plus values (numbers about 1 byte per 2 digits,
-    plus 1; a map or list 3 bytes plus its members, as for nested names and values)."""
+    """An item's size as DynamoDB counts it: UTF-8 names plus values (numbers 1 byte per 2 significant
+    digits, plus 1; a map or list 3 bytes plus, for each member, 1 byte and its name and value)."""
     return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
 
@@ -30,14 +30,21 @@ def _value_size(value: Dict[str, Any]) -> int:
     if kind == BINARY:
         return len(data)
     if kind == NUMBER:
-        return (len(data.lstrip("-").replace(".", "")) + 1) // 2 + 1
+        return (_significant_digits(data) + 1) // 2 + 1
     if kind == "M":
-        return 3 + sum(len(name.encode()) + _value_size(inner) for name, inner in data.items())
+        return 3 + sum(1 + len(name.encode()) + _value_size(inner) for name, inner in data.items())
     if kind == "L":
         return 3 + sum(1 + _value_size(inner) for inner in data)
     if kind in ("SS", "BS", "NS"):
         return sum(len(member.encode()) if isinstance(member, str) else len(member) for member in data)
     return 1  # BOOL, NULL
+
+
+def _significant_digits(number: str) -> int:
+    """The digits DynamoDB counts in a number's text: without sign, point, exponent, and leading and
+    trailing zeroes."""
+    digits = number.lstrip("+-").split("e")[0].split("E")[0].replace(".", "")
+    return len(digits.strip("0"))
 
 
 def list_positions(indices: Tuple[int, ...]) -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 
 from boto3.dynamodb.types import Binary
 from pynamodb.attributes import UnicodeAttribute
+from pynamodb.indexes import GlobalSecondaryIndex
 
 from pynamodb_stash import EncryptedModel, Keyring
 
@@ -68,6 +69,13 @@ def offline_model(
         namespace["pk"] = UnicodeAttribute(hash_key=True)
     namespace.update(attributes)
     return type(cls_name, (EncryptedModel,), namespace)
+
+
+def offline_index(name: str, projection: Any, **attributes: Any) -> Any:
+    """A ``GlobalSecondaryIndex`` instance named ``name``, with ``projection`` and ``attributes`` (its keys,
+    e.g. ``email=HmacAttribute(hash_key=True)``), to declare on an offline model."""
+    meta = type("Meta", (), {"index_name": name, "projection": projection})
+    return type(name, (GlobalSecondaryIndex,), {"Meta": meta, **attributes})()
 
 
 def created(*models: Any) -> Iterator[Any]:
