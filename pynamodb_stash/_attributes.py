@@ -240,6 +240,11 @@ class EncryptedAttribute(_EqualityOnly, HashedPart, Attribute[_T]):
                 raise ValueRejected("a normalization function did not return a str")
         return self.codec.hmac_input(cast(_T, value))
 
+    @property
+    def hashes_encoding(self) -> bool:
+        """Whether :meth:`hmac_input` is the typed plaintext itself (no normalizer, no canonical form)."""
+        return not self._normalizers and self.codec.canonical is None
+
     def hmac_text(self, digest: str) -> str:
         """The stored form of an HMAC: its ``Equality.prefix`` then the digest."""
         return self.equality_options.prefix + digest

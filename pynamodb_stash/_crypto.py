@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import hmac
 import os
 import re
@@ -254,18 +253,15 @@ def read_key_id(blob: object) -> str:
 class FieldHasher:
     """Computes the equality HMAC of one scope (a logical table and attribute, or a shared scope name)."""
 
-    __slots__ = ("key_id", "_template")
+    __slots__ = ("key_id", "_key")
 
     def __init__(self, key: Key, *scope: str) -> None:
         self.key_id = key.id
-        derived = _derive(key, _HMAC_LABEL, *(part.encode() for part in scope))
-        self._template = hmac.new(derived, digestmod=hashlib.sha256)
+        self._key = _derive(key, _HMAC_LABEL, *(part.encode() for part in scope))
 
     def digest(self, data: bytes, size: int = HMAC_SIZE) -> str:
-        """The HMAC of ``data``, its first ``size`` bytes (1 to 16), as unpadded base64url."""
-        mac = self._template.copy()
-        mac.update(data)
-        return base64.urlsafe_b64encode(mac.digest()[:size]).rstrip(b"=").decode("ascii")
+        """The HMAC-SHA256 of ``data``, its first ``size`` bytes (1 to 16), as unpadded base64url."""
+        return base64.urlsafe_b64encode(hmac.digest(self._key, data, "sha256")[:size]).rstrip(b"=").decode("ascii")
 
 
 def digests_equal(a: str, b: str) -> bool:

@@ -71,7 +71,7 @@ class FieldRuntime:
     __slots__ = (
         "field", "path", "name", "source", "hmac", "hmac_python", "is_key", "hmac_keyed", "legacy", "null",
         "codec", "absent", "where", "identity_bound", "model", "model_name",
-        "_keyring", "_table", "_sealer", "_openers", "_hasher",
+        "_keyring", "_table", "_sealer", "_openers", "_hasher", "_hash_plaintext", "_hmac_prefix", "_hmac_size",
     )
 
     def __init__(
@@ -101,6 +101,10 @@ class FieldRuntime:
         self._sealer = keyring.encrypting_cipher(table, path)
         self._openers: Dict[bytes, _crypto.FieldCipher] = {}
         self._hasher = keyring.hasher(*hmac_scope(cls, field, path)) if field.equality else None
+        self._hash_plaintext = field.hashes_encoding
+        """Whether the HMAC input is the typed plaintext itself (no normalizer, no canonical form)."""
+        self._hmac_prefix = field.equality_options.prefix
+        self._hmac_size = field.hmac_size
 
     def digest(self, value: Any) -> str:
         """The HMAC of ``value``. :raises EncryptionError: if ``value`` is not of the declared type."""
@@ -122,8 +126,8 @@ class FieldRuntime:
             plaintext = self.codec.encode(value)
             if self._hasher is None:
                 return plaintext, None
-            hashed = self.field.hmac_input(value, plaintext)
-            return plaintext, self.field.hmac_text(self._hasher.digest(hashed, self.field.hmac_size))
+            hashed = plaintext if self._hash_plaintext else self.field.hmac_input(value, plaintext)
+            return plaintext, self._hmac_prefix + self._hasher.digest(hashed, self._hmac_size)
         except Exception as exc:  # a user normalizer may raise anything
             raise EncryptionError(f"{self.where}: encrypting failed: {safe_reason(exc)}") from None
 
