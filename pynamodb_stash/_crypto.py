@@ -14,7 +14,7 @@ the keyring, so no key derivation runs per value. The associated data is::
     version | id_len | key id | u16 len | table | u16 len | path | item key
         [| "H" u16 len HMAC] [| "L" u16 len claims] [| "I" list positions]
 
-where ``item key`` is the encoded primary key of the item (``_model.encode_key_value``), then the
+where ``item key`` is the encoded primary key of the item (``_wire.encode_key_value``), then the
 stored ``x__hmac`` of an equality attribute, the lock-context claims of an identity-bound one, and the
 list positions of a value inside a list of maps. A value copied to another item, attribute, table or
 list position, or written under another key, fails to open.
@@ -32,7 +32,7 @@ import hmac
 import os
 import re
 from contextvars import ContextVar
-from typing import Any, Iterable, Iterator, List, NoReturn, Optional
+from typing import Any, Iterable, Iterator, NoReturn, Optional
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -70,15 +70,29 @@ def fixed_nonces(nonces: Iterable[bytes]) -> Iterator[None]:
         _fixed_nonces.reset(token)
 
 
-def fresh_nonces(count: int) -> List[bytes]:
-    """``count`` nonces, independent and uniformly random: one read of the operating system's generator
-    for all of them (an item's values are sealed together), or the next fixed ones in a
-    :func:`fixed_nonces` context."""
-    fixed = _fixed_nonces.get()
-    if fixed is not None:
-        return [next(fixed) for _ in range(count)]
-    pool = os.urandom(NONCE_SIZE * count)
-    return [pool[start : start + NONCE_SIZE] for start in range(0, NONCE_SIZE * count, NONCE_SIZE)]
+class Nonces:
+    """Fresh nonces for the values of one item, drawn with one read of the operating system's generator
+    (or the next fixed ones in a :func:`fixed_nonces` context). Opaque: only :meth:`FieldCipher.seal`
+    takes a nonce out, and each one once."""
+
+    __slots__ = ("_pool", "_taken")
+
+    def __init__(self, count: int) -> None:
+        fixed = _fixed_nonces.get()
+        self._pool = b"".join(next(fixed) for _ in range(count)) if fixed is not None else os.urandom(
+            NONCE_SIZE * count
+        )
+        self._taken = 0
+
+    def _take(self) -> bytes:
+        start = self._taken
+        if start + NONCE_SIZE > len(self._pool):
+            raise ValueError("more values sealed than nonces drawn")
+        self._taken = start + NONCE_SIZE
+        return self._pool[start : start + NONCE_SIZE]
+
+    def __repr__(self) -> str:
+        return "Nonces(...)"
 
 
 class InvalidCiphertext(Exception):
@@ -212,17 +226,17 @@ class FieldCipher:
         self._header = bytes((FORMAT_VERSION, len(key_id))) + key_id
         self._aad_prefix = self._header + length_prefixed(table_bytes) + length_prefixed(path_bytes)
 
-    def seal(self, plaintext: bytes, item_key: bytes, nonce: Optional[bytes] = None) -> bytes:
-        """Encrypt ``plaintext`` bound to ``item_key`` under ``nonce``, one of :func:`fresh_nonces` (by
-        default, a fresh one drawn here).
+    def seal(self, plaintext: bytes, item_key: bytes, nonces: Optional[Nonces] = None) -> bytes:
+        """Encrypt ``plaintext`` bound to ``item_key`` under the next of ``nonces`` (by default, a fresh
+        nonce drawn here).
 
         :raises ValueError: for an empty ``plaintext`` (a typed plaintext starts with its type tag;
-            cryptography before 43 refuses empty data here, so every version refuses it alike).
+            cryptography before 43 refuses empty data here, so every version refuses it alike), or when
+            ``nonces`` is used up.
         """
         if not plaintext:
             raise ValueError("an empty plaintext is never sealed")
-        if nonce is None:
-            (nonce,) = fresh_nonces(1)
+        nonce = (nonces or Nonces(1))._take()
         return self._header + nonce + self._aead.encrypt(nonce, plaintext, self._aad_prefix + item_key)
 
     def open(self, blob: bytes, item_key: bytes) -> bytes:
@@ -258,6 +272,15 @@ class FieldHasher:
     def __init__(self, key: Key, *scope: str) -> None:
         self.key_id = key.id
         self._key = _derive(key, _HMAC_LABEL, *(part.encode() for part in scope))
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("pynamodb_stash keys cannot be pickled")
+
+    def __copy__(self) -> FieldHasher:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FieldHasher:
+        return self
 
     def digest(self, data: bytes, size: int = HMAC_SIZE) -> str:
         """The HMAC-SHA256 of ``data``, its first ``size`` bytes (1 to 16), as unpadded base64url."""

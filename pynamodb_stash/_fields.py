@@ -137,11 +137,11 @@ class FieldRuntime:
         encoded: Tuple[bytes, Optional[str]],
         item_key: bytes,
         positions: bytes = b"",
-        nonce: Optional[bytes] = None,
+        nonces: Optional[_crypto.Nonces] = None,
     ) -> None:
         """Seal an :meth:`encode`-d value into ``out`` (an item, a map, or the values of update actions):
         ``x__source``, and ``x__hmac`` for an equality field, bound to ``item_key`` and list ``positions``,
-        under ``nonce`` (one of ``_crypto.fresh_nonces``; by default one drawn for it).
+        under the next of the item's ``nonces`` (by default, a nonce drawn for it).
 
         :raises EncryptionError: for an identity-bound field outside a lock context.
         """
@@ -149,7 +149,7 @@ class FieldRuntime:
         bound = item_key if digest is None else with_digest(item_key, digest)
         if self.identity_bound:
             bound += self._identity(EncryptionError)
-        out[self.source] = {BINARY: self._sealer.seal(plaintext, bound + positions, nonce)}
+        out[self.source] = {BINARY: self._sealer.seal(plaintext, bound + positions, nonces)}
         if digest is not None and self.hmac is not None:
             out[self.hmac] = {STRING: digest}
 
@@ -293,6 +293,7 @@ class FieldRuntime:
 
     def key_id(self, blob: bytes) -> str:
         """The key id of a ciphertext :meth:`read` opened (for audit events), from the cipher it used."""
+        blob = blob if type(blob) is bytes else bytes(blob)
         opener = self._openers.get(blob[: 2 + blob[1]]) if len(blob) > 1 else None
         return opener.key_id if opener is not None else _crypto.read_key_id(blob)
 

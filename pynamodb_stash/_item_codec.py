@@ -214,8 +214,9 @@ def serialize_item(instance: EncryptedModel, null_check: bool = True) -> Dict[st
     item_key = plan.item_key(item)
     if item_key is None:
         raise EncryptionError(f"{type(instance).__name__}: an item needs its primary key to be encrypted")
-    for (field, encoded), nonce in zip(pending, _crypto.fresh_nonces(len(pending))):
-        field.write(item, encoded, item_key, nonce=nonce)
+    nonces = _crypto.Nonces(len(pending))
+    for field, encoded in pending:
+        field.write(item, encoded, item_key, nonces=nonces)
     if _audit.wanted():
         written = [field.name for field, _ in pending]
         written += [name for name, *_ in plan.nested if values.get(name) is not None]
@@ -385,6 +386,7 @@ def load_whole_item(model: type[_M], raw: Dict[str, Any], where: str, *, plain: 
         raise DecryptionError(f"{where}: the item does not fit the model ({type(exc).__name__})") from None
 
 
+@reporting
 def from_stream_image(model: type[_M], image: Mapping[str, Any]) -> _M:
     """A model instance from a DynamoDB Streams ``NewImage`` or ``OldImage`` (DynamoDB JSON), read as a
     whole item (as ``decrypt_item`` reads one).

@@ -30,7 +30,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.constants import ALL
-from pynamodb.indexes import IncludeProjection, Index
+from pynamodb.indexes import IncludeProjection, Index, LocalSecondaryIndex
 from pynamodb.models import Model
 
 from . import _pynamodb
@@ -249,9 +249,11 @@ def _own_index(
 
 
 def index_projects(model: type[Model], index_name: Optional[str]) -> Callable[[str], bool]:
-    """Whether a read of the index (the table for None) can return a stored attribute name."""
+    """Whether a read of the index (the table for None) can return a stored attribute name. A local
+    secondary index returns any attribute (DynamoDB fetches what it does not project from the table);
+    a global one only what it projects."""
     index = _pynamodb.indexes(model).get(index_name) if index_name is not None else None
-    if index is None or index.Meta.projection.projection_type == ALL:
+    if index is None or isinstance(index, LocalSecondaryIndex) or index.Meta.projection.projection_type == ALL:
         return lambda name: True
     keys = {a.attr_name for a in _pynamodb.key_attributes(model) if a is not None}
     keys.update(a.attr_name for a in index.Meta.attributes.values() if a.is_hash_key or a.is_range_key)

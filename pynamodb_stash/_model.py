@@ -215,6 +215,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
         """
         exact = _reads.exact_constraints(cls, range_key_condition, filter_condition)
         exact += _reads.exact_index_key(cls, index_name, hash_key)
+        reads = _reads.exact_projection(cls, exact, index_name, attributes_to_get)
         with _binding.audit_operation(cls):  # hashing the key and the conditions
             results = super().query(
                 hash_key,
@@ -225,7 +226,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
                 scan_index_forward=scan_index_forward,
                 limit=None if exact else limit,
                 last_evaluated_key=last_evaluated_key,
-                attributes_to_get=_reads.projection(cls, attributes_to_get, index_name),
+                attributes_to_get=_reads.projection(cls, reads, index_name),
                 page_size=page_size or (limit if exact else None),
                 rate_limit=rate_limit,
             )
@@ -247,6 +248,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
     ) -> ResultIterator[_M]:
         """PynamoDB's ``scan``; false positives of truncated HMACs are dropped, as for :meth:`query`."""
         exact = _reads.exact_constraints(cls, filter_condition)
+        reads = _reads.exact_projection(cls, exact, index_name, attributes_to_get)
         results = super().scan(
             filter_condition=filter_condition,
             segment=segment,
@@ -257,7 +259,7 @@ class EncryptedModel(Model, metaclass=_EncryptedModelMeta):
             consistent_read=consistent_read,
             index_name=index_name,
             rate_limit=rate_limit,
-            attributes_to_get=_reads.projection(cls, attributes_to_get, index_name),
+            attributes_to_get=_reads.projection(cls, reads, index_name),
         )
         return _reads.results(cls, results, exact, limit)
 

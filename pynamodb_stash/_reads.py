@@ -167,9 +167,9 @@ class EncryptedBatchWrite(BatchWrite[_M]):
 
     As in PynamoDB, items are serialized (encrypted) when the batch commits, so an item changed after
     ``save()`` is written as it is at the commit. Every item of a commit is encrypted before anything is
-    sent: an item that cannot be encrypted raises from ``commit()`` (or from leaving the ``with`` block)
-    and none of the batch is written. Batches hold at most 25 requests (DynamoDB's limit; 25 items of at
-    most 400 KB stay below its 16 MB request limit).
+    sent: an item that cannot be encrypted raises from ``commit()`` (or from leaving the ``with`` block),
+    none of the batch is written, and the batch is emptied. Batches hold at most 25 requests
+    (DynamoDB's limit; 25 items of at most 400 KB stay below its 16 MB request limit).
 
     :raises PutError: when items are still unprocessed after ``Meta.max_retry_attempts`` attempts; they
         are left in ``failed_operations``.
@@ -189,9 +189,13 @@ class EncryptedBatchWrite(BatchWrite[_M]):
         self.pending_operations.append({"action": action, "item": item})
 
     def commit(self) -> None:
-        puts = [op["item"].serialize() for op in self.pending_operations if op["action"] == PUT_REQUEST]
-        deletes = [_pynamodb.key_item(op["item"]) for op in self.pending_operations if op["action"] == DELETE_REQUEST]
-        self.pending_operations = []
+        try:  # every item is encrypted before anything is sent; a failure drops the whole batch
+            puts = [op["item"].serialize() for op in self.pending_operations if op["action"] == PUT_REQUEST]
+            deletes = [
+                _pynamodb.key_item(op["item"]) for op in self.pending_operations if op["action"] == DELETE_REQUEST
+            ]
+        finally:
+            self.pending_operations = []
         attempts = 0
         while puts or deletes:
             data = _pynamodb.connection(self.model).batch_write_item(put_items=puts, delete_items=deletes)
@@ -386,3 +390,30 @@ def results(
     if exact:
         return ExactResults(cls, found, exact, limit)  # type: ignore[return-value]
     return audited(cls, found) if _audit.settings.enabled else found
+
+
+def exact_projection(
+    cls: type[EncryptedModel],
+    exact: List[Tuple[EncryptedAttribute[Any], Any]],
+    index_name: Optional[str],
+    attributes_to_get: Optional[Iterable[Any]],
+) -> Optional[Iterable[Any]]:
+    """What a query or scan with exact-match obligations reads: ``attributes_to_get`` plus the constrained
+    attributes, whose values are checked after decryption.
+
+    :raises UnsupportedQueryError: if the index read does not hold a constrained attribute's value (a
+        KEYS_ONLY or INCLUDE global index): its false positives could not be told from its matches.
+    """
+    if not exact:
+        return attributes_to_get
+    projected = index_projects(cls, index_name)
+    for field, _ in exact:
+        if not projected(field.attr_name):
+            raise UnsupportedQueryError(
+                f"{field._describe()}: index {index_name!r} does not project its value, which a truncated HMAC "
+                "needs to drop false positives; project the attribute in the index (INCLUDE or ALL)"
+            )
+    if attributes_to_get is None:
+        return None
+    names = [attributes_to_get] if isinstance(attributes_to_get, str) else list(attributes_to_get)
+    return names + [field.python_name for field, _ in exact]

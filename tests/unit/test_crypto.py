@@ -386,6 +386,15 @@ def test_pickling_a_keyring_raises_type_error(protocol: int) -> None:
         pickle.dumps(Keyring.generate(), protocol=protocol)
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickling_a_derived_cipher_or_hasher_raises_type_error(protocol: int) -> None:
+    """The derived keys inside a keyring's ciphers and hashers refuse pickling as keys do."""
+    keyring = Keyring.generate()
+    for derived in (keyring.hasher("table", "t", "email"), keyring.encrypting_cipher("t", "email")):
+        with pytest.raises(TypeError):
+            pickle.dumps(derived, protocol=protocol)
+
+
 def test_pickling_a_container_of_keys_raises_type_error() -> None:
     with pytest.raises(TypeError):
         pickle.dumps({"keys": [Key("k1", SECRET)]})

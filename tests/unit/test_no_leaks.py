@@ -377,3 +377,41 @@ def test_the_error_handler_hears_one_failure_once() -> None:
         assert heard == [error]
     finally:
         configure(error_handler=None)
+
+
+def test_the_error_handler_hears_a_bad_stream_image_or_a_failed_batch_once() -> None:
+    from pynamodb_stash import EncryptionError, configure
+
+    user = make_user(Keyring.generate())
+    good = user(pk="u1", email="a@example.com").serialize()
+    heard: list[BaseException] = []
+    configure(error_handler=heard.append)
+    try:
+        for image in ({k: v for k, v in good.items() if k != "pk"}, {"pk": "u1"}, ["x"]):
+            heard.clear()
+            error = raised(lambda: user.from_stream_image(image))  # noqa: B023
+            assert isinstance(error, DecryptionError) and heard == [error]
+        heard.clear()
+        # The 26th save commits the first 25, and encrypting them fails before anything is sent.
+        with pytest.raises(EncryptionError) as failed, user.batch_write() as batch:
+            batch.save(user(pk="bad", email=123))
+            for i in range(25):
+                batch.save(user(pk=f"u{i}", email="a@example.com"))
+        assert heard == [failed.value] and batch.pending_operations == []
+    finally:
+        configure(error_handler=None)
+
+
+def test_a_ciphertext_read_as_a_bytearray_is_audited_like_bytes() -> None:
+    from pynamodb_stash import configure
+
+    user = make_user(Keyring.generate())
+    item = user(pk="u1", email="a@example.com").serialize()
+    item["email__source"] = {"B": bytearray(item["email__source"]["B"])}
+    events: list[Any] = []
+    configure(audit_sink=events.append)
+    try:
+        assert user.from_raw_data(item).email == "a@example.com"
+        assert [event.operation for event in events] == ["decrypt"] and events[0].key_ids
+    finally:
+        configure(audit_sink=None)
