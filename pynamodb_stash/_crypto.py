@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import hmac
 import os
 import re
@@ -267,11 +268,13 @@ def read_key_id(blob: object) -> str:
 class FieldHasher:
     """Computes the equality HMAC of one scope (a logical table and attribute, or a shared scope name)."""
 
-    __slots__ = ("key_id", "_key")
+    __slots__ = ("key_id", "_template")
 
     def __init__(self, key: Key, *scope: str) -> None:
         self.key_id = key.id
-        self._key = _derive(key, _HMAC_LABEL, *(part.encode() for part in scope))
+        derived = _derive(key, _HMAC_LABEL, *(part.encode() for part in scope))
+        # A keyed state copied per value: cheaper than keying HMAC anew (hmac.digest) for every value.
+        self._template = hmac.new(derived, digestmod=hashlib.sha256)
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError("pynamodb_stash keys cannot be pickled")
@@ -284,7 +287,9 @@ class FieldHasher:
 
     def digest(self, data: bytes, size: int = HMAC_SIZE) -> str:
         """The HMAC-SHA256 of ``data``, its first ``size`` bytes (1 to 16), as unpadded base64url."""
-        return base64.urlsafe_b64encode(hmac.digest(self._key, data, "sha256")[:size]).rstrip(b"=").decode("ascii")
+        mac = self._template.copy()
+        mac.update(data)
+        return base64.urlsafe_b64encode(mac.digest()[:size]).rstrip(b"=").decode("ascii")
 
 
 def digests_equal(a: str, b: str) -> bool:
