@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from pynamodb.connection.base import BOTOCORE_EXCEPTIONS
 from pynamodb.constants import BINARY, ITEM, KEY, NULL, STRING
 from pynamodb.exceptions import PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
+from pynamodb.expressions.util import substitute_names
 
 from . import _crypto, _pynamodb
 from ._attributes import SOURCE_SUFFIX
@@ -35,7 +39,31 @@ class _MoveItem(Exception):
     """The item's key is an HMAC that changes: it must move to its new key."""
 
 
-Planner = Callable[[type[EncryptedModel], Dict[str, Any], EncryptedModel], Tuple[List[Action], Optional[Condition]]]
+Guard = Tuple[str, Optional[Dict[str, Any]]]
+"""A condition on one top-level attribute: it still holds this value (as read), or (None) it is still absent."""
+
+
+@dataclass
+class Rewrite:
+    """One item's rewrite, as planned from the item read: one conditional ``UpdateItem``.
+
+    :ivar actions: ``set()`` actions of encrypted attributes, sealed to the item by ``_updates.expand``
+        (which also keeps compound HMACs in step and records the audit event).
+    :ivar sealed: values sealed here already (a re-encrypted map or list of maps), by top-level name.
+    :ivar removed: top-level attributes removed (a stale plaintext).
+    :ivar guards: what the update is conditional on: each attribute the rewrite replaces still as read.
+    """
+
+    actions: List[Action] = dataclass_field(default_factory=list)
+    sealed: Dict[str, Dict[str, Any]] = dataclass_field(default_factory=dict)
+    removed: List[str] = dataclass_field(default_factory=list)
+    guards: List[Guard] = dataclass_field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions or self.sealed or self.removed)
+
+
+Planner = Callable[[type[EncryptedModel], Dict[str, Any], EncryptedModel], Rewrite]
 
 
 def rewrite(
@@ -49,7 +77,7 @@ def rewrite(
     for _ in range(_RETRIES_PER_ITEM):
         try:
             instance = load(model, raw, whole_item=True, policy="read_plaintext")
-            actions, condition = plan(model, raw, instance)
+            planned = plan(model, raw, instance)
         except _MoveItem:
             if dry_run:
                 part.rewritten += 1
@@ -64,7 +92,7 @@ def rewrite(
         except StashError as error:
             part.failures[error.code] += 1
             return
-        if not actions:
+        if not planned:
             part.unchanged += 1
             return
         if dry_run:
@@ -72,7 +100,7 @@ def rewrite(
             return
         limiter.wait()
         try:
-            update = partial(_update, model, instance, actions, condition)
+            update = partial(_update, model, raw, instance, planned)
             fresh = _send(update, model, raw, part, UpdateError, "ConditionalCheckFailedException", "update_failed")
         except StashError as error:
             part.failures[error.code] += 1
@@ -113,53 +141,113 @@ def _send(
     return None
 
 
-def _update(
-    model: type[EncryptedModel], instance: EncryptedModel, actions: List[Action], condition: Optional[Condition]
-) -> None:
-    # Not instance.update(): its ALL_NEW response would be read back and decrypted for nothing.
-    hash_key, range_key = _pynamodb.serialized_keys(instance)
-    presealed: List[Action] = [action for action in actions if isinstance(action, PresealedSet)]
-    expanded = expand(instance, [action for action in actions if not isinstance(action, PresealedSet)])
-    _pynamodb.connection(model).update_item(
-        hash_key, range_key=range_key, actions=expanded + presealed, condition=condition
-    )
+def _update(model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel, planned: Rewrite) -> None:
+    """Send ``planned`` as one conditional ``UpdateItem`` of the item ``raw``, keyed by its key as read.
+
+    Not ``instance.update()`` (whose ALL_NEW response would be read back and decrypted for nothing), nor
+    PynamoDB's expression objects: the request is written here, one placeholder per name and value, as
+    PynamoDB writes it (its objects cost more than the rest of a rewrite together).
+
+    :raises UpdateError: as PynamoDB's ``update_item`` raises it.
+    """
+    names: Dict[str, str] = {}
+    values: Dict[str, Any] = {}
+    sets: List[str] = []
+    removes: List[str] = []
+    for action in expand(instance, planned.actions):  # SET path = value, or REMOVE path: nothing else
+        path, *operand = action.values
+        if isinstance(action, RemoveAction) and isinstance(path, Path) and not operand:
+            removes.append(substitute_names(path.path, names))
+        elif isinstance(action, SetAction) and isinstance(path, Path) and isinstance(operand[0], Value):
+            sets.append(f"{substitute_names(path.path, names)} = {_value(operand[0].value, values)}")
+        else:
+            raise TypeError(f"a migration does not write {type(action).__name__} actions")
+    for name, sealed in planned.sealed.items():
+        sets.append(f"{_name(name, names)} = {_value(sealed, values)}")
+    removed = set(removes)
+    for name in planned.removed:
+        placeholder = _name(name, names)
+        if placeholder not in removed:  # expand() drops a stale plaintext too, under read_plaintext
+            removes.append(placeholder)
+    clauses = [
+        f"{_name(name, names)} = {_value(value, values)}" if value is not None
+        else f"attribute_not_exists({_name(name, names)})"
+        for name, value in planned.guards
+    ]
+    expression = " ".join(
+        (f"SET {', '.join(sets)}" if sets else "", f"REMOVE {', '.join(removes)}" if removes else "")
+    ).strip()
+    request: Dict[str, Any] = {
+        "TableName": _pynamodb.connection(model).table_name,
+        "Key": _key(model, raw),
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": {placeholder: name for name, placeholder in names.items()},
+    }
+    if clauses:
+        request["ConditionExpression"] = " AND ".join(clauses)
+    if values:
+        request["ExpressionAttributeValues"] = values
+    try:
+        _pynamodb.base_connection(model).dispatch("UpdateItem", request)
+    except BOTOCORE_EXCEPTIONS as error:
+        raise UpdateError(f"Failed to update item: {error}", error) from error
+
+
+def _name(name: str, names: Dict[str, str]) -> str:
+    """The placeholder of a top-level attribute name (PynamoDB's numbering: ``#0``, ``#1``...)."""
+    placeholder = names.get(name)
+    if placeholder is None:
+        placeholder = names[name] = f"#{len(names)}"
+    return placeholder
+
+
+def _value(value: Dict[str, Any], values: Dict[str, Any]) -> str:
+    placeholder = f":{len(values)}"
+    values[placeholder] = value
+    return placeholder
+
+
+def _key(model: type[EncryptedModel], raw: Dict[str, Any]) -> Dict[str, Any]:
+    """The item's primary key as it was read (DynamoDB JSON)."""
+    plan = layout(model)
+    return {key[0]: raw[key[0]] for key in (plan.hash_key, plan.range_key) if key is not None}
 
 
 def legacy_actions(
     model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel, *, trust_suspicious: bool = False
-) -> Tuple[List[Action], Optional[Condition]]:
-    actions: List[Action] = []
-    condition: Optional[Condition] = None
-    runtime = runtime_of(instance)
-    for runtime_field in runtime.fields:
+) -> Rewrite:
+    planned = Rewrite()
+    suspicious: Optional[bool] = None  # whether the item holds encrypted forms, looked at once
+    for runtime_field in runtime_of(instance).fields:
         name = runtime_field.field.logical_name
         legacy = raw.get(name)
         if not legacy or NULL in legacy:
             continue
-        unchanged = Path([name]) == Value(legacy)
-        if runtime_field.source in raw:  # written encrypted meanwhile: only the stale plaintext is left
-            unchanged &= Path([runtime_field.source]) == Value(raw[runtime_field.source])
+        planned.guards.append((name, legacy))
+        source = runtime_field.source
+        if source in raw:  # written encrypted meanwhile: only the stale plaintext is left
+            planned.guards.append((source, raw[source]))
         else:
-            if not trust_suspicious and _holds_encrypted_forms(type(instance), raw):
+            if suspicious is None:
+                suspicious = not trust_suspicious and _holds_encrypted_forms(type(instance), raw)
+            if suspicious:
                 raise StashError(
                     f"{runtime_field.where}: a plaintext value stands beside encrypted ones; it is encrypted "
                     "only with --trust-suspicious-plaintext",
                     code="suspicious_plaintext",
                 )
-            actions.append(runtime_field.field.set(instance.attribute_values[runtime_field.name]))
-            unchanged &= Path([runtime_field.source]).does_not_exist()
-        actions.append(RemoveAction(Path([name])))
-        condition = unchanged if condition is None else condition & unchanged
-    return actions, condition
+            planned.actions.append(runtime_field.field.set(instance.attribute_values[runtime_field.name]))
+            planned.guards.append((source, None))
+        planned.removed.append(name)
+    return planned
 
 
 def rotation_actions(
     model: type[EncryptedModel], raw: Dict[str, Any], instance: EncryptedModel, *, rehash: bool = False
-) -> Tuple[List[Action], Optional[Condition]]:
+) -> Rewrite:
     runtime = runtime_of(instance)
     primary = runtime.keyring.primary_key_id
-    actions: List[Action] = []
-    condition: Optional[Condition] = None
+    planned = Rewrite()
     for field in runtime.fields:
         stored = raw.get(field.source)
         if not stored or BINARY not in stored:
@@ -170,9 +258,8 @@ def rotation_actions(
             continue
         if stale_hmac and field.is_key:
             raise _MoveItem
-        actions.append(field.field.set(value))  # re-encrypted under the primary key, with a fresh HMAC
-        unchanged = Path([field.source]) == Value({BINARY: stored[BINARY]})
-        condition = unchanged if condition is None else condition & unchanged
+        planned.actions.append(field.field.set(value))  # re-encrypted under the primary key, with a fresh HMAC
+        planned.guards.append((field.source, {BINARY: stored[BINARY]}))
     item_key: Optional[bytes] = None
     for name, _, stored_name, map_class, is_list in layout(type(instance)).nested:
         stored = raw.get(stored_name)
@@ -187,10 +274,9 @@ def rotation_actions(
         fresh = seal_nested(runtime, map_class, is_list, value, stored_name, item_key, True)
         if current and _hmacs(stored) == _hmacs(fresh):
             continue
-        actions.append(PresealedSet(Path([stored_name]), Value(fresh)))  # the whole map or list, re-sealed
-        unchanged = Path([stored_name]) == Value(stored)
-        condition = unchanged if condition is None else condition & unchanged
-    return actions, condition
+        planned.sealed[stored_name] = fresh  # the whole map or list, re-sealed
+        planned.guards.append((stored_name, stored))
+    return planned
 
 
 def _holds_encrypted_forms(model: type[EncryptedModel], raw: Dict[str, Any]) -> bool:
@@ -203,10 +289,6 @@ def _holds_encrypted_forms(model: type[EncryptedModel], raw: Dict[str, Any]) -> 
         if field.hmac_attribute is not None:
             names.add(field.hmac_attribute.attr_name)
     return not names.isdisjoint(raw)
-
-
-class PresealedSet(SetAction):
-    """A value sealed here already (a re-encrypted map or list): sent as it is, past the model's checks."""
 
 
 def _hmacs(stored: Any) -> set[Tuple[str, str]]:

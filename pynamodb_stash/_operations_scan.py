@@ -99,10 +99,14 @@ class Report:
             self.unchanged += other.unchanged
             self.plaintext += other.plaintext
             self.retried += other.retried
-            self.failures.update(other.failures)
-            self.failed_items.extend(other.failed_items[: max(0, MAX_FAILED_ITEMS - len(self.failed_items))])
-            self.key_ids.update(other.key_ids)
-            self.stored_key_ids.update(other.stored_key_ids)
+            if other.failures:  # Counter.update costs even when empty, and this runs once an item
+                self.failures.update(other.failures)
+            if other.failed_items:
+                self.failed_items.extend(other.failed_items[: max(0, MAX_FAILED_ITEMS - len(self.failed_items))])
+            if other.key_ids:
+                self.key_ids.update(other.key_ids)
+            if other.stored_key_ids:
+                self.stored_key_ids.update(other.stored_key_ids)
 
     def summary(self) -> str:
         """One line: what the run did, in the words of its operation (``would rewrite`` in a dry run)."""
@@ -190,11 +194,12 @@ def stored_values(value: Any, suffix: str, kind: str) -> Iterator[Tuple[str, Any
         for name, inner in value.items():
             if name.endswith(suffix) and isinstance(inner, dict) and kind in inner:
                 yield name, inner[kind]
-            else:
+            elif isinstance(inner, (dict, list)):  # nothing else holds a value to find
                 yield from stored_values(inner, suffix, kind)
     elif isinstance(value, list):
         for inner in value:
-            yield from stored_values(inner, suffix, kind)
+            if isinstance(inner, (dict, list)):
+                yield from stored_values(inner, suffix, kind)
 
 
 def ciphertext_key_ids(stored: Any) -> Iterator[str]:

@@ -136,7 +136,10 @@ def plaintext_to_dynamodb(attribute: Attribute[Any], value: Any) -> Dict[str, An
 
 
 def as_dynamodb_json(item: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """``item`` normalized as botocore's DynamoDB JSON, or None if it is not DynamoDB JSON."""
+    """``item`` normalized as botocore's DynamoDB JSON (a new dict), or None if it is not DynamoDB JSON."""
+    as_botocore = split_botocore(item, _NO_NAMES) if type(item) is dict else None
+    if as_botocore is not None:
+        return as_botocore
     out: Dict[str, Any] = {}
     for name, value in item.items():
         if not (type(value) is dict or isinstance(value, abc.Mapping)) or len(value) != 1:
@@ -151,10 +154,35 @@ def as_dynamodb_json(item: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     return out if out else None
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def split_botocore(
+    item: Dict[Any, Any], names: frozenset[str], named: Optional[Dict[str, Any]] = None
+) -> Optional[Dict[str, Any]]:
+    """``item``'s attributes not named in ``names``, as a new dict, when ``item`` is DynamoDB JSON exactly
+    as botocore returns it (str names, scalar values, bytes for ``B``: what boto3 and Streams hold, which
+    :func:`as_dynamodb_json` would keep as they are); those named go into ``named``, if given. None if
+    ``item`` is not so, or is empty. One pass, no value copied: the common case of every raw-item call."""
+    scalars = _SCALARS
+    rest: Dict[str, Any] = {}
+    for name, value in item.items():
+        if type(value) is dict and len(value) == 1 and type(name) is str:
+            kind, = value
+            if kind in scalars or (kind == "B" and type(value[kind]) is bytes):
+                if name not in names:
+                    rest[name] = value
+                elif named is not None:
+                    named[name] = value
+                continue
+        return None
+    return rest if item else None
+
+
 def to_dynamodb_item(
     item: Any, shape: Shape, where: str, error: type[StashError]
 ) -> Tuple[Dict[str, Any], bool]:
-    if not isinstance(item, abc.Mapping):
+    if type(item) is not dict and not isinstance(item, abc.Mapping):
         raise error(f"{where}: an item is a mapping of attribute names, not a {type(item).__name__}")
     try:
         if shape != "document":
